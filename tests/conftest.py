@@ -3,8 +3,15 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from stead.settings import Settings
+
+if TYPE_CHECKING:
+    from stead.client import Client
 
 import _postgres
 
@@ -42,3 +49,33 @@ def postgres_url(postgres_server: _postgres.PostgresServer, request: pytest.Fixt
 
 
 # --- store fixtures (added by the store work) ---
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend a store test runs on; every SDK feature is tested on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Settings for a fresh, empty store on ``backend``."""
+    from stead.tracking import close_stores
+
+    if backend == "sqlite":
+        yield Settings(uri=str(tmp_path / "store"), user="tester")
+    elif backend == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        yield Settings(uri=url, artifacts=str(tmp_path / "artifacts"), user="tester")
+    else:
+        yield request.getfixturevalue(f"{backend}_settings")
+    close_stores()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Client:
+    from stead.client import Client
+
+    return Client(settings=settings)

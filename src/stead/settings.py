@@ -157,7 +157,7 @@ class Settings:
         if self.backend == "folder":
             return f"sqlite:///{(self.folder / 'stead.db').resolve()}"
         if self.backend == "postgresql":
-            scheme, rest = self.uri.split("://", 1)
+            rest = self.uri.split("://", 1)[1]
             return f"postgresql+psycopg://{rest}"
         raise ConfigError(f"STEAD_URI {self.uri!r} is a server, not a database")
 

@@ -1,0 +1,579 @@
+"""The ``stead`` command: a thin Typer + rich shell over the core (layer: cli, the top; nothing imports it).
+
+Errors print ``error: …`` and at most one ``hint: …`` line and exit 1 (2 for usage), with no traceback
+unless ``stead --debug …`` is given. Every listing and report takes ``--json``. Heavy modules are
+imported inside the commands so that ``stead --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from stead.client import Client
+
+app = typer.Typer(
+    name="stead",
+    help="Keep machine-learning models working in production: track, register, serve, monitor, retrain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+runs_app = typer.Typer(help="Tracked runs: list, show, compare.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Dataset versions with schema and profile.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: versions, aliases, gate results.", no_args_is_help=True)
+deployments_app = typer.Typer(help="Deployments: routes, traffic shares, history.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Monitoring alerts: list and acknowledge.", no_args_is_help=True)
+import_app = typer.Typer(help="Bring history from other tools.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(models_app, name="models")
+app.add_typer(deployments_app, name="deployments")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(import_app, name="import")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class _State:
+    debug = False
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _client() -> Client:
+    from stead.client import Client
+
+    return Client()
+
+
+def _print_json(data: Any) -> None:
+    from stead.entities import encode_float
+
+    def default(obj: Any) -> Any:
+        if hasattr(obj, "model_dump"):
+            return obj.model_dump(mode="json", by_alias=True)
+        if hasattr(obj, "isoformat"):
+            return obj.isoformat()
+        if hasattr(obj, "to_dict"):
+            return obj.to_dict()
+        return str(obj)
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, float):
+            return encode_float(obj)
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [clean(v) for v in obj]
+        if hasattr(obj, "model_dump"):
+            return clean(obj.model_dump(mode="python", by_alias=True))
+        return obj
+
+    sys.stdout.write(json.dumps(clean(data), default=default, indent=2) + "\n")
+
+
+def _not_yet(command: str, work: str) -> NoReturn:
+    from stead.errors import SteadError
+
+    raise SteadError(
+        f"`stead {command}` is not built yet: it arrives with {work}",
+        hint="see the README's roadmap for what works today",
+    )
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _State.debug = debug
+    if version:
+        from stead._version import __version__
+
+        typer.echo(f"stead {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+# ---------------------------------------------------------------- project
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Project folder (default: the current one).")] = Path("."),
+) -> None:
+    """Write a commented stead.yaml and create the .stead/ store; run again, it changes nothing."""
+    from stead.project import write_template
+    from stead.settings import Settings
+    from stead.store import open_store
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wrote = write_template(folder)
+    store_dir = folder / ".stead"
+    existed = (store_dir / "stead.db").exists()
+    settings = Settings.from_env(uri=str(store_dir))
+    store = open_store(settings)
+    store.close()
+    if not wrote and existed:
+        typer.echo(f"nothing to do: {folder / 'stead.yaml'} and {store_dir}/ already exist (left unchanged)")
+        return
+    if wrote:
+        typer.echo(f"wrote {folder / 'stead.yaml'}")
+    else:
+        typer.echo(f"kept the existing {folder / 'stead.yaml'}")
+    typer.echo(f"{'created' if not existed else 'kept'} the store {store_dir}/")
+    typer.echo("next: edit stead.yaml, then run: stead validate")
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Option("--file", "-f", help="The project file.")] = Path("stead.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Check stead.yaml and report every problem with its field path."""
+    from stead.project import validate_file
+
+    problems = validate_file(file)
+    if as_json:
+        _print_json({"file": str(file), "valid": not problems, "problems": problems})
+    elif problems:
+        for line in problems:
+            typer.echo(f"error: {line}", err=True)
+    else:
+        typer.echo(f"{file}: valid")
+    if problems:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- runs
+@runs_app.command("list")
+def runs_list(
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Only this experiment.")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help='e.g. "metrics.auc > 0.8"')] = None,
+    order_by: Annotated[str | None, typer.Option("--order-by", help='e.g. "metrics.auc DESC"')] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Runs, newest first, with their status and latest metrics."""
+    runs = _client().search_runs(experiment, filter=filter, order_by=order_by, max_results=limit)
+    if as_json:
+        _print_json([r.model_dump(mode="python") for r in runs])
+        return
+    from rich.table import Table
+
+    table = Table("run", "experiment", "status", "started", "params", "metrics", box=None)
+    for r in runs:
+        table.add_row(
+            r.id[:12],
+            r.experiment,
+            r.status,
+            r.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+            ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))[:60],
+            ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items()))[:60],
+        )
+    _console().print(table if runs else "no runs yet")
+
+
+def _resolve_run(client: Client, run_id: str) -> str:
+    from stead.errors import NotFoundError
+
+    try:
+        return client.get_run(run_id).id
+    except NotFoundError:
+        matches = [r.id for r in client.search_runs(filter=f"attributes.run_id LIKE '{run_id}%'", max_results=2)]
+        if len(run_id) >= 4 and len(matches) == 1:
+            return matches[0]
+        raise
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix).")], as_json: JsonOpt = False
+) -> None:
+    """One run: params, metrics, tags, environment, inputs and outputs."""
+    client = _client()
+    run = client.get_run(_resolve_run(client, run_id))
+    if as_json:
+        _print_json(run)
+        return
+    con = _console()
+    con.print(f"[bold]run {run.id}[/]  experiment {run.experiment}  [bold]{run.status}[/]")
+    con.print(
+        f"started {run.start_time:%Y-%m-%d %H:%M:%S}" + (f", ended {run.end_time:%H:%M:%S}" if run.end_time else "")
+    )
+    if run.error:
+        con.print(f"error: {run.error}")
+    for title, values in (("params", run.params), ("metrics", run.metrics), ("tags", run.tags)):
+        if values:
+            con.print(f"[bold]{title}[/]")
+            for k, v in sorted(values.items()):
+                con.print(f"  {k} = {v}")
+    if run.inputs:
+        con.print("[bold]inputs[/]")
+        for use in run.inputs:
+            con.print(f"  {use.role}: dataset {use.dataset_id[:16]} ({use.name})")
+    if run.outputs:
+        con.print("[bold]outputs[/]")
+        for out in run.outputs:
+            con.print(f"  model {out.name}/{out.version}")
+    if run.artifacts:
+        con.print("[bold]artifacts[/]")
+        for name, digest in sorted(run.artifacts.items()):
+            con.print(f"  {name}  sha256:{digest[:12]}")
+    env = run.env
+    if env:
+        py = env.get("python", {})
+        git = env.get("git") or {}
+        con.print("[bold]environment[/]")
+        con.print(f"  python {py.get('version', '?')} on {env.get('platform', {}).get('platform', '?')}")
+        con.print(f"  {len(env.get('packages', []))} packages, set hash {str(env.get('packages_hash', ''))[:12]}")
+        if git:
+            dirty = " (dirty)" if git.get("dirty") else ""
+            con.print(f"  git {str(git.get('commit', ''))[:12]} on {git.get('branch')}{dirty}")
+        if run.seed is not None:
+            con.print(f"  seed {run.seed}")
+
+
+@runs_app.command("compare")
+def runs_compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")], as_json: JsonOpt = False
+) -> None:
+    """Runs side by side: params and metrics, with differences marked."""
+    from stead.errors import ValidationError
+
+    if len(run_ids) < 2:
+        raise ValidationError("compare needs at least two run ids", hint="stead runs compare ID1 ID2")
+    client = _client()
+    runs = [client.get_run(_resolve_run(client, r)) for r in run_ids]
+    rows: list[dict[str, Any]] = []
+    for section in ("params", "metrics"):
+        keys = sorted({k for r in runs for k in getattr(r, section)})
+        for key in keys:
+            values = [getattr(r, section).get(key) for r in runs]
+            rows.append(
+                {"section": section, "key": key, "values": values, "differs": len({repr(v) for v in values}) > 1}
+            )
+    if as_json:
+        _print_json({"runs": [r.id for r in runs], "rows": rows})
+        return
+    from rich.table import Table
+
+    table = Table("", "key", *[r.id[:12] for r in runs], box=None)
+    for row in rows:
+        mark = "*" if row["differs"] else ""
+        shown = ["-" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row["values"]]
+        table.add_row(mark, f"{row['section']}.{row['key']}", *shown)
+    _console().print(table)
+    _console().print("* differs")
+
+
+@app.command()
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="The run to re-run.")],
+    tolerance: Annotated[float | None, typer.Option("--tolerance", help="Allowed |difference| per metric.")] = None,
+    checkout: Annotated[bool, typer.Option("--checkout", help="Run the recorded git commit in a worktree.")] = False,
+) -> None:
+    """Re-run a run with its recorded data, params and seed; exit 4 when a metric differs beyond tolerance."""
+    _not_yet("reproduce", "the tracking work's second part (issue 3)")
+
+
+# ---------------------------------------------------------------- datasets
+@datasets_app.command("list")
+def datasets_list(
+    name: Annotated[str | None, typer.Option("--name", help="Only versions of this dataset name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dataset versions, newest first."""
+    items = _client().list_datasets(name)
+    if as_json:
+        _print_json(items)
+        return
+    from rich.table import Table
+
+    table = Table("id", "name", "rows", "columns", "created", box=None)
+    for d in items:
+        table.add_row(d.id[:16], d.name, str(d.rows), str(d.columns), f"{d.created_at:%Y-%m-%d %H:%M:%S}")
+    _console().print(table if items else "no dataset versions yet")
+
+
+@datasets_app.command("show")
+def datasets_show(
+    dataset_id: Annotated[str, typer.Argument(help="A dataset id (or a unique prefix).")], as_json: JsonOpt = False
+) -> None:
+    """One dataset version: schema, row count and per-column profile."""
+    client = _client()
+    d = client.get_dataset(dataset_id)
+    usage = client.store.dataset_usage(d.id)
+    if as_json:
+        _print_json({**d.model_dump(mode="python", by_alias=True), "used_by": usage})
+        return
+    con = _console()
+    con.print(f"[bold]dataset {d.name}[/]  id {d.id}")
+    con.print(f"{d.rows} rows x {d.columns} columns" + ("" if d.data_digest else "  (data not stored)"))
+    from rich.table import Table
+
+    table = Table("column", "dtype", "nulls", "summary", box=None)
+    columns = d.profile.get("columns", {})
+    for col in d.schema:
+        prof = columns.get(col["name"], {})
+        if "mean" in prof:
+            summary = " ".join(f"{k} {prof.get(k)!s:.8}" for k in ("mean", "std", "min", "max"))
+        else:
+            top = prof.get("top", {})
+            summary = ", ".join(f"{k}:{v}" for k, v in list(top.items())[:4])
+        table.add_row(col["name"], col.get("dtype", "?"), str(prof.get("nulls", "")), summary)
+    con.print(table)
+    if usage:
+        con.print("[bold]used by[/]")
+        for u in usage:
+            con.print(f"  run {u['run_id'][:12]} as {u['role']}")
+
+
+# ---------------------------------------------------------------- lineage
+@app.command()
+def lineage(
+    ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, run:ID, dataset:ID or deployment:NAME")],
+    direction: Annotated[str, typer.Option("--direction", help="up, down or both")] = "both",
+    depth: Annotated[int, typer.Option("--depth", help="How many hops to follow.")] = 10,
+    as_json: JsonOpt = False,
+    dot: Annotated[bool, typer.Option("--dot", help="Print Graphviz DOT.")] = False,
+) -> None:
+    """The lineage graph around REF, up (where it came from) and down (what it fed)."""
+    from stead.lineage import render_dot, render_tree
+
+    graph = _client().lineage(ref, direction=direction, depth=depth)
+    if as_json:
+        _print_json(graph.to_dict())
+    elif dot:
+        typer.echo(render_dot(graph))
+    else:
+        typer.echo(render_tree(graph, ref))
+
+
+# ---------------------------------------------------------------- registry (issue 4)
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Registered models with their latest version and aliases."""
+    _not_yet("models list", "the registry work (issue 4)")
+
+
+@models_app.command("show")
+def models_show(name: str, as_json: JsonOpt = False) -> None:
+    """One model: versions, states, aliases, gate results and where each serves."""
+    _not_yet("models show", "the registry work (issue 4)")
+
+
+@models_app.command("trust")
+def models_trust(
+    ref: Annotated[str, typer.Argument(help="NAME/VERSION")],
+    reason: Annotated[str, typer.Option("--reason", help="Why this pickle-based version may load.")],
+) -> None:
+    """An admin's audited opt-in to load a pickle-based version."""
+    _not_yet("models trust", "the registry work (issue 4)")
+
+
+@app.command()
+def alias(
+    name: str,
+    alias: Annotated[str | None, typer.Argument(help="The alias, e.g. champion.")] = None,
+    version: Annotated[int | None, typer.Argument(help="The version it should point at.")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Show every move of this model's aliases.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit log).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move an alias (NAME ALIAS VERSION), or show the audit log of moves (NAME --history)."""
+    _not_yet("alias", "the registry work (issue 4)")
+
+
+# ---------------------------------------------------------------- serving (issue 5)
+@app.command()
+def deploy(
+    ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME/VERSION")],
+    to: Annotated[str, typer.Option("--to", help="The deployment name.")],
+    canary: Annotated[float | None, typer.Option("--canary", help="Canary share in percent.")] = None,
+    ab: Annotated[float | None, typer.Option("--ab", help="Sticky A/B share in percent.")] = None,
+    shadow: Annotated[bool, typer.Option("--shadow", help="Mirror traffic to this version.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Deploy a rejected version (admin).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (audited).")] = None,
+) -> None:
+    """Route a deployment's traffic to a model version."""
+    _not_yet("deploy", "the serving work (issue 5)")
+
+
+@app.command()
+def promote(deployment: str) -> None:
+    """Make the canary the sole route and move the champion alias to it."""
+    _not_yet("promote", "the serving work (issue 5)")
+
+
+@app.command()
+def rollback(deployment: str) -> None:
+    """Return a deployment to its previous routes at once."""
+    _not_yet("rollback", "the serving work (issue 5)")
+
+
+@deployments_app.command("list")
+def deployments_list(as_json: JsonOpt = False) -> None:
+    """Deployments with their routes and traffic shares."""
+    _not_yet("deployments list", "the serving work (issue 5)")
+
+
+@deployments_app.command("show")
+def deployments_show(name: str, as_json: JsonOpt = False) -> None:
+    """One deployment: routes, history and canary-analysis decisions."""
+    _not_yet("deployments show", "the serving work (issue 5)")
+
+
+@app.command()
+def predictions(
+    deployment: str,
+    since: Annotated[str | None, typer.Option("--since", help="ISO-8601 time.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many rows.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The prediction log of a deployment, with labels where feedback arrived."""
+    _not_yet("predictions", "the serving work (issue 5)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    no_controller: Annotated[bool, typer.Option("--no-controller", help="Do not run the controller.")] = False,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback bind without tokens.")] = False,
+) -> None:
+    """The HTTP server: REST API, prediction, feedback, metrics and UI."""
+    from stead.serving.app import run_server
+    from stead.settings import Settings
+
+    run_server(
+        Settings.from_env(), host=host, port=port, workers=workers, controller=not no_controller, insecure=insecure
+    )
+
+
+# ---------------------------------------------------------------- monitoring (issue 6)
+@app.command()
+def monitor(
+    deployment: str,
+    window: Annotated[int | None, typer.Option("--window", help="The last N predictions.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drift and performance report for the last N predictions of a deployment."""
+    _not_yet("monitor", "the monitoring work (issue 6)")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved alerts.")] = False, as_json: JsonOpt = False
+) -> None:
+    """Open (and with --all, past) alerts."""
+    _not_yet("alerts list", "the monitoring work (issue 6)")
+
+
+@alerts_app.command("ack")
+def alerts_ack(alert_id: int) -> None:
+    """Acknowledge an alert: it stays open until its condition clears."""
+    _not_yet("alerts ack", "the monitoring work (issue 6)")
+
+
+# ---------------------------------------------------------------- the closed loop (issue 7)
+@app.command("run")
+def run_pipeline(
+    model: str,
+    param: Annotated[list[str] | None, typer.Option("--param", help="k=v, repeatable.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why this run (recorded).")] = None,
+) -> None:
+    """Run MODEL's training pipeline from stead.yaml: tracked run, gates, registration, rollout."""
+    _not_yet("run", "the closed-loop work (issue 7)")
+
+
+@app.command()
+def controller(once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False) -> None:
+    """Watch triggers, retrain, apply gates, and advance or roll back rollouts."""
+    _not_yet("controller", "the closed-loop work (issue 7)")
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--folder", help="Where to put the demo project.")] = Path("stead-demo"),
+) -> None:
+    """The whole loop on bundled data, start to finish, on the embedded default."""
+    from stead.demo import run_demo
+
+    raise typer.Exit(run_demo(folder))
+
+
+# ---------------------------------------------------------------- containers (issue 9) and MLflow (issue 10)
+@app.command()
+def build(
+    ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME/VERSION")],
+    out: Annotated[Path, typer.Option("--out", help="The build context folder.")] = Path("build"),
+    for_: Annotated[str, typer.Option("--for", help="serve or train")] = "serve",
+    k8s: Annotated[bool, typer.Option("--k8s", help="Also write Kubernetes manifests.")] = False,
+) -> None:
+    """Write a container build context (and Kubernetes manifests) for a model version."""
+    _not_yet("build", "the containers work (issue 9)")
+
+
+@import_app.command("mlflow")
+def import_mlflow(source: Annotated[str, typer.Option("--from", help="sqlite:///mlflow.db or a file: folder")]) -> None:
+    """Copy an MLflow tracking store into stead."""
+    _not_yet("import mlflow", "the MLflow compatibility work (issue 10)")
+
+
+# ---------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (used by the console script and tests)."""
+    import click
+
+    from stead.errors import SteadError
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
+    try:
+        app(args=args, prog_name="stead", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        typer.echo("error: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        typer.echo("hint: see stead --help, or stead COMMAND --help", err=True)
+        return exc.exit_code
+    except SteadError as exc:
+        if debug:
+            raise
+        first, *rest = exc.message.splitlines() or [""]
+        typer.echo(f"error: {first}", err=True)
+        for line in rest:
+            typer.echo(f"  {line}", err=True)
+        if exc.details and isinstance(exc.details, list) and len(exc.details) > 1:
+            for line in exc.details[1:]:
+                typer.echo(f"error: {line}", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        typer.echo("hint: run again as `stead --debug …` for the traceback, and report it", err=True)
+        return 1
+    return 0

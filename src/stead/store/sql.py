@@ -1,0 +1,608 @@
+"""SqlStore: the Store over SQLite or PostgreSQL (layer: store; the only code that speaks SQL).
+
+One transaction per call. Writes on SQLite begin IMMEDIATE (see ``engine.py``) and are retried on a
+transient lock, so callers never see "database is locked".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from stead.entities import (
+    RUN_STATUSES,
+    DatasetUse,
+    DatasetVersion,
+    Experiment,
+    MetricPoint,
+    ModelVersionRef,
+    Run,
+    RunList,
+    check_key,
+    check_name,
+)
+from stead.errors import ConflictError, NotFoundError, ValidationError
+from stead.settings import Settings
+from stead.store import schema as s
+from stead.store.artifacts import ArtifactStore
+from stead.store.engine import make_engine, migrate, retrying
+
+T = TypeVar("T")
+
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+VANISHED = "process vanished: no heartbeat for {timeout:g} s"
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _split_float(value: float) -> tuple[float | None, str | None]:
+    if math.isfinite(value):
+        return value, None
+    if math.isnan(value):
+        return None, "nan"
+    return None, "inf" if value > 0 else "-inf"
+
+
+def _join_float(value: float | None, nonfinite: str | None) -> float:
+    if nonfinite:
+        return float(nonfinite)
+    return float("nan") if value is None else float(value)
+
+
+class SqlStore:
+    """The metadata store on SQLite (a folder) or PostgreSQL, plus the artifact store beside it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        lock_path: Path | None = None
+        if settings.backend == "folder":
+            settings.folder.mkdir(parents=True, exist_ok=True)
+            lock_path = settings.folder / ".migrate.lock"
+        self.url = settings.database_url
+        self.engine = make_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        migrate(self.engine, lock_path)
+        self.artifacts = ArtifactStore(settings.artifact_root)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # ------------------------------------------------------------ transactions
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        def attempt() -> T:
+            with self.engine.connect().execution_options(stead_write=True) as conn, conn.begin():
+                return fn(conn)
+
+        return retrying(attempt)
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        def attempt() -> T:
+            with self.engine.connect() as conn, conn.begin():
+                return fn(conn)
+
+        return retrying(attempt)
+
+    def _upsert(self, table: Any) -> Any:
+        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+
+    # ------------------------------------------------------------ experiments
+    def _experiment_id(self, conn: Connection, name: str, create: bool) -> int:
+        row = conn.execute(select(s.experiments.c.id).where(s.experiments.c.name == name)).first()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            known = [r[0] for r in conn.execute(select(s.experiments.c.name).limit(20))]
+            raise NotFoundError(
+                f"no experiment named {name!r}",
+                hint=f"known experiments: {', '.join(known) or '(none yet)'}",
+            )
+        stmt = self._upsert(s.experiments).values(name=name, created_at=time.time())
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+        return int(conn.execute(select(s.experiments.c.id).where(s.experiments.c.name == name)).scalar_one())
+
+    def list_experiments(self) -> list[Experiment]:
+        def read(conn: Connection) -> list[Experiment]:
+            rows = conn.execute(select(s.experiments).order_by(s.experiments.c.id))
+            return [Experiment(id=r.id, name=r.name, created_at=_dt(r.created_at)) for r in rows]  # type: ignore[arg-type]
+
+        return self._read(read)
+
+    # ------------------------------------------------------------ runs
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        name: str | None = None,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        seed: int | None = None,
+        env: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        start_time: float | None = None,
+    ) -> str:
+        check_name(experiment, "experiment name")
+        rid = run_id or uuid.uuid4().hex
+        now = time.time() if start_time is None else start_time
+        params = dict(params or {})
+        tags = dict(tags or {})
+        self._check_items(rid, params, "param", MAX_PARAM_VALUE)
+        self._check_items(rid, tags, "tag", MAX_TAG_VALUE)
+
+        def write(conn: Connection) -> str:
+            exp_id = self._experiment_id(conn, experiment, create=True)
+            conn.execute(
+                insert(s.runs).values(
+                    id=rid,
+                    experiment_id=exp_id,
+                    name=name,
+                    status="RUNNING",
+                    start_time=now,
+                    heartbeat_at=now,
+                    seed=seed,
+                    env=dict(env or {}),
+                    created_by=self.settings.user,
+                )
+            )
+            if params:
+                conn.execute(insert(s.params), [{"run_id": rid, "key": k, "value": v} for k, v in params.items()])
+            if tags:
+                conn.execute(insert(s.tags), [{"run_id": rid, "key": k, "value": v} for k, v in tags.items()])
+            return rid
+
+        try:
+            return self._write(write)
+        except SAIntegrityError as exc:
+            raise ConflictError(f"a run with id {rid!r} already exists") from exc
+
+    @staticmethod
+    def _check_items(run_id: str, items: Mapping[str, Any], what: str, limit: int) -> None:
+        for key, value in items.items():
+            check_key(key, what, run_id)
+            if not isinstance(value, str):
+                raise ValidationError(
+                    f"{what} {key!r} of run {run_id}: value must be a string here, got {type(value).__name__}"
+                )
+            if len(value) > limit:
+                raise ValidationError(
+                    f"{what} {key!r} of run {run_id}: value has {len(value)} characters, over the limit of {limit}",
+                    hint="log long text as an artifact instead: run.log_artifact(path)",
+                )
+
+    def _require_running(self, conn: Connection, run_id: str) -> None:
+        row = conn.execute(select(s.runs.c.status).where(s.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"no run with id {run_id!r}", hint="list runs with: stead runs list")
+        if row[0] != "RUNNING":
+            raise ConflictError(
+                f"run {run_id} is {row[0]}: a finished run cannot be changed",
+                hint="start a new run with stead.start_run()",
+            )
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[tuple[str, float, int, float]] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Log metric points ``(key, value, step, timestamp)``, params and tags in one transaction.
+
+        A param, once logged, cannot change (as in MLflow): logging a different value is a conflict.
+        """
+        params = dict(params or {})
+        tags = dict(tags or {})
+        self._check_items(run_id, params, "param", MAX_PARAM_VALUE)
+        self._check_items(run_id, tags, "tag", MAX_TAG_VALUE)
+        points = []
+        for key, value, step, ts in metrics:
+            check_key(key, "metric", run_id)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValidationError(
+                    f"metric {key!r} of run {run_id}: value must be a number, got {type(value).__name__}"
+                )
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise ValidationError(f"metric {key!r} of run {run_id}: step must be an integer, got {step!r}")
+            v, nf = _split_float(float(value))
+            points.append(
+                {"run_id": run_id, "key": key, "step": step, "timestamp": float(ts), "value": v, "nonfinite": nf}
+            )
+
+        def write(conn: Connection) -> None:
+            self._require_running(conn, run_id)
+            if params:
+                existing = dict(
+                    conn.execute(
+                        select(s.params.c.key, s.params.c.value).where(
+                            s.params.c.run_id == run_id, s.params.c.key.in_(list(params))
+                        )
+                    ).all()
+                )
+                for key, value in params.items():
+                    if key in existing and existing[key] != value:
+                        raise ConflictError(
+                            f"param {key!r} of run {run_id} is already {existing[key]!r}; params cannot change "
+                            f"(got {value!r})",
+                            hint="log a changing value as a metric or a tag",
+                        )
+                new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+                if new:
+                    conn.execute(insert(s.params), new)
+            for key, value in tags.items():
+                stmt = self._upsert(s.tags).values(run_id=run_id, key=key, value=value)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": value}))
+            if points:
+                conn.execute(insert(s.metrics), points)
+                self._update_latest(conn, run_id, points)
+
+        self._write(write)
+
+    def _update_latest(self, conn: Connection, run_id: str, points: list[dict[str, Any]]) -> None:
+        best: dict[str, dict[str, Any]] = {}
+        for p in points:
+            cur = best.get(p["key"])
+            if cur is None or (p["step"], p["timestamp"]) >= (cur["step"], cur["timestamp"]):
+                best[p["key"]] = p
+        lm = s.latest_metrics
+        for p in best.values():
+            stmt = self._upsert(lm).values(**p)
+            newer = or_(
+                stmt.excluded.step > lm.c.step,
+                and_(stmt.excluded.step == lm.c.step, stmt.excluded.timestamp >= lm.c.timestamp),
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_id", "key"],
+                    set_={
+                        "step": stmt.excluded.step,
+                        "timestamp": stmt.excluded.timestamp,
+                        "value": stmt.excluded.value,
+                        "nonfinite": stmt.excluded.nonfinite,
+                    },
+                    where=newer,
+                )
+            )
+
+    def heartbeat(self, run_id: str) -> None:
+        now = time.time()
+
+        def write(conn: Connection) -> None:
+            conn.execute(
+                update(s.runs).where(s.runs.c.id == run_id, s.runs.c.status == "RUNNING").values(heartbeat_at=now)
+            )
+
+        self._write(write)
+
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        if status not in RUN_STATUSES or status == "RUNNING":
+            raise ValidationError(f"status {status!r} cannot end a run; use FINISHED, FAILED or KILLED")
+
+        def write(conn: Connection) -> None:
+            row = conn.execute(select(s.runs.c.status).where(s.runs.c.id == run_id)).first()
+            if row is None:
+                raise NotFoundError(f"no run with id {run_id!r}")
+            conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id, s.runs.c.status == "RUNNING")
+                .values(status=status, end_time=time.time(), error=error)
+            )
+
+        self._write(write)
+
+    def fail_stale_runs(self, timeout: float | None = None) -> int:
+        """Turn RUNNING runs whose heartbeat is older than the timeout into FAILED; return how many."""
+        timeout = self.settings.heartbeat_timeout if timeout is None else timeout
+        cutoff = time.time() - timeout
+        stale = and_(s.runs.c.status == "RUNNING", s.runs.c.heartbeat_at < cutoff)
+        found = self._read(lambda conn: conn.execute(select(s.runs.c.id).where(stale).limit(1)).first())
+        if found is None:
+            return 0
+
+        def write(conn: Connection) -> int:
+            result = conn.execute(
+                update(s.runs)
+                .where(stale)
+                .values(status="FAILED", end_time=s.runs.c.heartbeat_at, error=VANISHED.format(timeout=timeout))
+            )
+            return int(result.rowcount or 0)
+
+        return self._write(write)
+
+    def get_run(self, run_id: str) -> Run:
+        self.fail_stale_runs()
+        runs = self._read(lambda conn: self._load_runs(conn, [run_id]))
+        if not runs:
+            raise NotFoundError(f"no run with id {run_id!r}", hint="list runs with: stead runs list")
+        return runs[0]
+
+    def _load_runs(self, conn: Connection, ids: Sequence[str]) -> list[Run]:
+        if not ids:
+            return []
+        rows = conn.execute(
+            select(s.runs, s.experiments.c.name.label("experiment"))
+            .join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
+            .where(s.runs.c.id.in_(list(ids)))
+        ).all()
+        by_id: dict[str, dict[str, Any]] = {
+            r.id: {
+                "id": r.id,
+                "experiment": r.experiment,
+                "name": r.name,
+                "status": r.status,
+                "start_time": _dt(r.start_time),
+                "end_time": _dt(r.end_time),
+                "heartbeat_at": _dt(r.heartbeat_at),
+                "seed": r.seed,
+                "env": r.env or {},
+                "error": r.error,
+                "params": {},
+                "tags": {},
+                "metrics": {},
+                "inputs": [],
+                "outputs": [],
+                "artifacts": {},
+            }
+            for r in rows
+        }
+        keys = list(by_id)
+        for r in conn.execute(select(s.params).where(s.params.c.run_id.in_(keys))):
+            by_id[r.run_id]["params"][r.key] = r.value
+        for r in conn.execute(select(s.tags).where(s.tags.c.run_id.in_(keys))):
+            by_id[r.run_id]["tags"][r.key] = r.value
+        for r in conn.execute(select(s.latest_metrics).where(s.latest_metrics.c.run_id.in_(keys))):
+            by_id[r.run_id]["metrics"][r.key] = _join_float(r.value, r.nonfinite)
+        for r in conn.execute(
+            select(s.dataset_uses).where(s.dataset_uses.c.run_id.in_(keys)).order_by(s.dataset_uses.c.at)
+        ):
+            by_id[r.run_id]["inputs"].append(DatasetUse(dataset_id=r.dataset_id, role=r.role, name=r.name))
+        for r in conn.execute(
+            select(s.model_versions.c.run_id, s.model_versions.c.name, s.model_versions.c.version)
+            .where(s.model_versions.c.run_id.in_(keys))
+            .order_by(s.model_versions.c.created_at)
+        ):
+            by_id[r.run_id]["outputs"].append(ModelVersionRef(name=r.name, version=r.version))
+        for r in conn.execute(select(s.run_artifacts).where(s.run_artifacts.c.run_id.in_(keys))):
+            by_id[r.run_id]["artifacts"][r.name] = r.digest
+        return [Run.model_validate(by_id[i]) for i in ids if i in by_id]
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        def read(conn: Connection) -> list[MetricPoint]:
+            if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+                raise NotFoundError(f"no run with id {run_id!r}")
+            rows = conn.execute(
+                select(s.metrics)
+                .where(s.metrics.c.run_id == run_id, s.metrics.c.key == key)
+                .order_by(s.metrics.c.step, s.metrics.c.timestamp, s.metrics.c.id)
+            )
+            return [
+                MetricPoint(key=key, value=_join_float(r.value, r.nonfinite), step=r.step, timestamp=r.timestamp)
+                for r in rows
+            ]
+
+        return self._read(read)
+
+    def search_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> RunList:
+        from stead.store.search import compile_search
+
+        self.fail_stale_runs()
+        if not isinstance(max_results, int) or isinstance(max_results, bool) or not 1 <= max_results <= 50_000:
+            raise ValidationError(f"max_results must be an integer from 1 to 50000, got {max_results!r}")
+        experiments = [experiment] if isinstance(experiment, str) else list(experiment or [])
+        orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
+
+        def read(conn: Connection) -> RunList:
+            exp_ids = [self._experiment_id(conn, name, create=False) for name in experiments]
+            stmt, offset = compile_search(exp_ids, filter, orders, max_results, page_token)
+            ids = [r[0] for r in conn.execute(stmt)]
+            more = len(ids) > max_results
+            out = RunList(self._load_runs(conn, ids[:max_results]))
+            if more:
+                from stead.store.search import encode_token
+
+                out.next_page_token = encode_token(offset + max_results)
+            return out
+
+        return self._read(read)
+
+    def delete_run(self, run_id: str) -> None:
+        def write(conn: Connection) -> None:
+            for table in (s.metrics, s.latest_metrics, s.params, s.tags, s.run_artifacts, s.dataset_uses):
+                conn.execute(delete(table).where(table.c.run_id == run_id))
+            conn.execute(delete(s.runs).where(s.runs.c.id == run_id))
+
+        self._write(write)
+
+    # ------------------------------------------------------------ artifacts of runs
+    def record_artifacts(self, run_id: str, items: Mapping[str, tuple[str, int]]) -> None:
+        """Point run artifact names at stored blobs ``{name: (digest, size)}`` (bytes already durable)."""
+        now = time.time()
+
+        def write(conn: Connection) -> None:
+            self._require_running(conn, run_id)
+            for name, (digest, size) in items.items():
+                stmt = self._upsert(s.run_artifacts).values(
+                    run_id=run_id, name=name, digest=digest, size=size, created_at=now
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id", "name"], set_={"digest": digest, "size": size, "created_at": now}
+                    )
+                )
+
+        self._write(write)
+
+    # ------------------------------------------------------------ datasets
+    def put_dataset(
+        self,
+        dataset_id: str,
+        name: str,
+        *,
+        rows: int,
+        columns: int,
+        schema: list[dict[str, Any]],
+        profile: dict[str, Any],
+        data_digest: str | None,
+        sample_digest: str | None,
+        source: str | None,
+    ) -> DatasetVersion:
+        """Record a dataset version; the same id again is the same version (only a missing data blob is added)."""
+
+        def write(conn: Connection) -> None:
+            row = conn.execute(select(s.datasets.c.data_digest).where(s.datasets.c.id == dataset_id)).first()
+            if row is None:
+                stmt = self._upsert(s.datasets).values(
+                    id=dataset_id,
+                    name=name,
+                    rows=rows,
+                    columns=columns,
+                    schema=schema,
+                    profile=profile,
+                    data_digest=data_digest,
+                    sample_digest=sample_digest,
+                    source=source,
+                    created_at=time.time(),
+                )
+                conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+            elif row[0] is None and data_digest is not None:
+                conn.execute(update(s.datasets).where(s.datasets.c.id == dataset_id).values(data_digest=data_digest))
+
+        self._write(write)
+        return self.get_dataset(dataset_id)
+
+    def has_dataset(self, dataset_id: str) -> bool:
+        def read(conn: Connection) -> bool:
+            return conn.execute(select(s.datasets.c.id).where(s.datasets.c.id == dataset_id)).first() is not None
+
+        return self._read(read)
+
+    def record_dataset_use(self, run_id: str, dataset_id: str, role: str, name: str) -> None:
+        check_key(role, "dataset role", run_id)
+        now = time.time()
+
+        def write(conn: Connection) -> None:
+            self._require_running(conn, run_id)
+            stmt = self._upsert(s.dataset_uses).values(
+                run_id=run_id, dataset_id=dataset_id, role=role, name=name, at=now
+            )
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "dataset_id", "role"]))
+            self._add_edge(conn, f"dataset:{dataset_id}", f"run:{run_id}", "input", {"role": role}, now)
+
+        self._write(write)
+
+    @staticmethod
+    def _dataset(r: Any) -> DatasetVersion:
+        return DatasetVersion.model_validate(
+            {
+                "id": r.id,
+                "name": r.name,
+                "rows": r.rows,
+                "columns": r.columns,
+                "schema": r.schema,
+                "profile": r.profile,
+                "data_digest": r.data_digest,
+                "sample_digest": r.sample_digest,
+                "source": r.source,
+                "created_at": _dt(r.created_at),
+            }
+        )
+
+    def get_dataset(self, dataset_id: str) -> DatasetVersion:
+        def read(conn: Connection) -> DatasetVersion:
+            row = conn.execute(select(s.datasets).where(s.datasets.c.id == dataset_id)).first()
+            if row is None:
+                matches = conn.execute(select(s.datasets).where(s.datasets.c.id.like(f"{dataset_id}%")).limit(2)).all()
+                if len(dataset_id) >= 6 and len(matches) == 1:
+                    return self._dataset(matches[0])
+                raise NotFoundError(f"no dataset version {dataset_id!r}", hint="list them with: stead datasets list")
+            return self._dataset(row)
+
+        return self._read(read)
+
+    def list_datasets(self, name: str | None = None, limit: int = 100) -> list[DatasetVersion]:
+        def read(conn: Connection) -> list[DatasetVersion]:
+            stmt = select(s.datasets).order_by(s.datasets.c.created_at.desc()).limit(limit)
+            if name:
+                stmt = stmt.where(s.datasets.c.name == name)
+            return [self._dataset(r) for r in conn.execute(stmt)]
+
+        return self._read(read)
+
+    def dataset_usage(self, dataset_id: str) -> list[dict[str, Any]]:
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                select(s.dataset_uses).where(s.dataset_uses.c.dataset_id == dataset_id).order_by(s.dataset_uses.c.at)
+            )
+            return [{"run_id": r.run_id, "role": r.role, "name": r.name, "at": _dt(r.at)} for r in rows]
+
+        return self._read(read)
+
+    # ------------------------------------------------------------ lineage
+    def _add_edge(
+        self, conn: Connection, source: str, target: str, kind: str, attrs: Mapping[str, Any] | None, at: float
+    ) -> None:
+        stmt = self._upsert(s.lineage_edges).values(
+            source=source, target=target, kind=kind, at=at, attrs=dict(attrs or {})
+        )
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["source", "target", "kind"]))
+
+    def add_edge(self, source: str, target: str, kind: str, attrs: Mapping[str, Any] | None = None) -> None:
+        now = time.time()
+        self._write(lambda conn: self._add_edge(conn, source, target, kind, attrs, now))
+
+    def edges_of(self, nodes: Iterable[str], direction: str) -> list[dict[str, Any]]:
+        """Edges touching ``nodes``: ``up`` gives edges into them, ``down`` edges out of them."""
+        wanted = list(nodes)
+        if not wanted:
+            return []
+        col = s.lineage_edges.c.target if direction == "up" else s.lineage_edges.c.source
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            for i in range(0, len(wanted), 500):
+                rows = conn.execute(select(s.lineage_edges).where(col.in_(wanted[i : i + 500])))
+                out.extend(
+                    {"source": r.source, "target": r.target, "kind": r.kind, "at": r.at, "attrs": r.attrs or {}}
+                    for r in rows
+                )
+            return out
+
+        return self._read(read)
+
+    # ------------------------------------------------------------ info
+    def counts(self) -> dict[str, int]:
+        def read(conn: Connection) -> dict[str, int]:
+            out = {}
+            for name, table in (
+                ("experiments", s.experiments),
+                ("runs", s.runs),
+                ("datasets", s.datasets),
+                ("models", s.models),
+                ("deployments", s.deployments),
+            ):
+                out[name] = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            return out
+
+        return self._read(read)
