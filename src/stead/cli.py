@@ -537,23 +537,28 @@ def import_mlflow(source: Annotated[str, typer.Option("--from", help="sqlite:///
 # ---------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (used by the console script and tests)."""
-    import click
+    from typer.exceptions import TyperException
 
     from stead.errors import SteadError
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     try:
-        app(args=args, prog_name="stead", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Without standalone mode, click returns an Exit's code instead of raising it.
+        code = app(args=args, prog_name="stead", standalone_mode=False)
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("error: aborted", err=True)
         return 1
-    except click.ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
+    except TyperException as exc:  # usage errors: a missing argument, an unknown option or command
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(message, err=True)
+            return 2
+        typer.echo(f"error: {message}", err=True)
         typer.echo("hint: see stead --help, or stead COMMAND --help", err=True)
-        return exc.exit_code
+        return int(getattr(exc, "exit_code", 2))
     except SteadError as exc:
         if debug:
             raise
@@ -576,4 +581,4 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
         typer.echo("hint: run again as `stead --debug …` for the traceback, and report it", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0

@@ -253,7 +253,7 @@ class Ref(_Frozen):
                     return cls(kind="deployment", name=check_name(ident, "deployment name"))
                 if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", ident):
                     raise ValidationError(f"{kind} id {ident!r} in reference {text!r} is not a valid id")
-                return cls(kind=kind, id=ident)  # type: ignore[arg-type]
+                return cls(kind=kind, id=ident)
         if "@" in text:
             name, _, tail = text.partition("@")
             check_name(name, "model name")

@@ -23,7 +23,8 @@ def open_store(settings: Settings) -> SqlStore:
     if settings.backend == "http":
         from stead.store.http import HttpStore
 
-        return HttpStore(settings)  # type: ignore[return-value]
+        store: Any = HttpStore(settings)
+        return store  # type: ignore[no-any-return]
     from stead.store.sql import SqlStore
 
     return SqlStore(settings)

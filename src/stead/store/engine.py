@@ -141,20 +141,20 @@ def check_revision(conn: Connection) -> str | None:
     return revision
 
 
-def migrate(engine: Engine, lock_path: Path | None = None) -> None:
-    """Bring the database to ``HEAD``; safe to call from many processes at once."""
+def migrate(engine: Engine, lock_path: Path | None = None) -> bool:
+    """Bring the database to ``HEAD``; safe to call from many processes at once. True if this call migrated."""
     with engine.connect() as conn:
         revision = check_revision(conn)
         conn.rollback()
     if revision == HEAD:
-        return
+        return False
     with _migration_lock(engine, lock_path):
         # Another process may have migrated while we waited for the lock.
         with engine.connect() as conn:
             revision = check_revision(conn)
             conn.rollback()
         if revision == HEAD:
-            return
+            return False
         from alembic import command
         from alembic.config import Config
 
@@ -176,3 +176,4 @@ def migrate(engine: Engine, lock_path: Path | None = None) -> None:
                 f"{str(exc.orig).strip()}",
                 hint="check that the database is reachable and writable",
             ) from exc
+    return True

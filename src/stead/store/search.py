@@ -202,7 +202,8 @@ def _string_cmp(column: Any, op: str, value: Any, where: str) -> ColumnElement[b
     if op == "in" or op == "not in":
         values = [str(v) for v in value]
         cond = column.in_(values)
-        return not_(cond) if op == "not in" else cond
+        result: ColumnElement[bool] = not_(cond) if op == "not in" else cond
+        return result
     if not isinstance(value, str):
         value = _plain_number(value)
     if op == "=":
@@ -225,7 +226,8 @@ def _number_cmp(value_col: Any, nonfinite_col: Any, op: str, value: Any, where: 
             raise ValidationError(f"{where} is a number: compare it with a number, not the string {v!r}")
     if op in ("in", "not in"):
         cond = value_col.in_([float(v) for v in values])
-        return not_(cond) if op == "not in" else cond
+        result: ColumnElement[bool] = not_(cond) if op == "not in" else cond
+        return result
     if op in ("like", "ilike"):
         raise ValidationError(f"{where} is a number: LIKE applies to strings")
     v = float(value)

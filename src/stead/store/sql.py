@@ -74,7 +74,7 @@ class SqlStore:
         self.url = settings.database_url
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
-        migrate(self.engine, lock_path)
+        self.migrated = migrate(self.engine, lock_path)
         self.artifacts = ArtifactStore(settings.artifact_root)
 
     def close(self) -> None:
@@ -119,7 +119,7 @@ class SqlStore:
     def list_experiments(self) -> list[Experiment]:
         def read(conn: Connection) -> list[Experiment]:
             rows = conn.execute(select(s.experiments).order_by(s.experiments.c.id))
-            return [Experiment(id=r.id, name=r.name, created_at=_dt(r.created_at)) for r in rows]  # type: ignore[arg-type]
+            return [Experiment(id=r.id, name=r.name, created_at=_dt(r.created_at)) for r in rows]
 
         return self._read(read)
 

@@ -1,0 +1,161 @@
+"""The CLI shell: init, validate, errors, exit codes, --json, --version, --debug."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stead._version import __version__
+from stead.cli import main
+from stead.project import load_project
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STEAD_URI", raising=False)
+    return tmp_path
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_init_writes_a_valid_project_and_a_store_then_changes_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["init"], capsys)
+    assert code == 0
+    assert "wrote" in out
+    assert (project / ".stead" / "stead.db").exists()
+    load_project(project / "stead.yaml")
+    before = {p: p.stat().st_mtime_ns for p in project.rglob("*") if p.is_file() and "stead.db" not in p.name}
+    yaml_text = (project / "stead.yaml").read_text()
+    code, out, _ = run(["init"], capsys)
+    assert code == 0
+    assert "nothing to do" in out
+    assert (project / "stead.yaml").read_text() == yaml_text
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_validate_lists_every_problem_one_line_each(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "stead.yaml").write_text(
+        "project: p\n"
+        "models:\n"
+        "  churn:\n"
+        "    train: train.py:train\n"
+        "    data: d.parquet\n"
+        "    target: y\n"
+        "    holdout: lots\n"
+        "    colour: blue\n"
+        "    retrain: {schedule: 'not a cron'}\n"
+    )
+    code, _, err = run(["validate"], capsys)
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) >= 3
+    assert any("models.churn.holdout" in line for line in lines)
+    assert any("models.churn.colour" in line for line in lines)
+    assert any("models.churn.retrain.schedule" in line for line in lines)
+
+
+def test_validate_json_and_a_valid_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(["init"], capsys)
+    code, out, _ = run(["validate", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out) == {"file": "stead.yaml", "valid": True, "problems": []}
+
+
+HEAD = "project: p\nmodels:\n  m:\n    train: t.py:f\n    data: d\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        pytest.param(HEAD + "    target: 3\n", "models.m.target", id="type"),
+        pytest.param(
+            HEAD + "    target: y\n    nope: 1\n",
+            "models.m.nope",
+            id="unknown",
+        ),
+        pytest.param("project: !!python/object/apply:os.system ['true']\n", "project", id="python-tag"),
+        pytest.param(
+            HEAD + "    target: y\n    retrain: {schedule: '61 * * * *'}\n",
+            "models.m.retrain.schedule",
+            id="cron",
+        ),
+    ],
+)
+def test_a_broken_project_file_names_the_field(
+    project: Path, capsys: pytest.CaptureFixture[str], text: str, field: str
+) -> None:
+    (project / "stead.yaml").write_text(text)
+    code, _, err = run(["validate"], capsys)
+    assert code == 1
+    assert err.startswith("error: ")
+    assert field in err
+    assert "Traceback" not in err
+
+
+def test_usage_errors_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["runs", "show"], capsys)
+    assert code == 2
+    assert err.startswith("error: ")
+    code, _, err = run(["no-such-command"], capsys)
+    assert code == 2
+
+
+def test_failures_print_error_and_hint_and_exit_1(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["runs", "show", "0123456789abcdef"], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("error: no run with id")
+    assert lines[-1].startswith("hint: ")
+    assert sum(line.startswith("hint:") for line in lines) == 1
+
+
+def test_debug_shows_the_traceback(project: Path) -> None:
+    from stead.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        main(["--debug", "runs", "show", "0123456789abcdef"])
+
+
+def test_commands_that_later_work_fills_say_so(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["build", "churn@champion"], capsys)
+    assert code == 1
+    assert "is not built yet" in err
+
+
+def test_version_and_help_through_the_console_script(project: Path) -> None:
+    exe = Path(sys.executable).with_name("stead")
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"stead {__version__}"
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    for command in ("init", "validate", "runs", "reproduce", "serve", "deploy", "monitor", "demo", "lineage"):
+        assert command in result.stdout
+    result = subprocess.run(
+        [str(exe), "runs", "show", "nope-nope"], capture_output=True, text=True, env={**os.environ, "STEAD_URI": "x"}
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error:")
+
+
+def test_a_bad_setting_names_the_variable(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEAD_URI", "ftp://somewhere")
+    code, _, err = run(["runs", "list"], capsys)
+    assert code == 1
+    assert "STEAD_URI" in err and "ftp" in err
+    monkeypatch.setenv("STEAD_URI", "postgresql://u@localhost/db")
+    code, _, err = run(["runs", "list"], capsys)
+    assert code == 1
+    assert "STEAD_ARTIFACTS" in err
