@@ -621,3 +621,70 @@ def reservoir(df: pd.DataFrame, n: int = 10_000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(df), size=n, replace=False))
     return df.iloc[rows]
+
+
+# ---------------------------------------------------------------- recording in a store
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _read_parquet(raw: bytes) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(raw)).to_pandas()
+
+
+def record_dataset(store: Any, name: str, data: object, *, store_data: bool = True) -> Any:
+    """Record ``data`` as a dataset version in ``store`` and return the ``DatasetVersion``.
+
+    The id is :func:`content_hash`; a version already recorded is returned as is (its profile is not
+    recomputed), and only its data blob is added if it was recorded with ``store_data=False`` before.
+    The Parquet bytes are durable in the artifact store before the row that points at them is written.
+    """
+    from stead.entities import check_name
+
+    check_name(name, "dataset name")
+    frame = to_frame(data)
+    source = str(data) if isinstance(data, str | Path) else None
+    dataset_id = content_hash(frame)
+    if store.has_dataset(dataset_id):
+        existing = store.get_dataset(dataset_id)
+        if existing.data_digest is not None or not store_data:
+            return existing
+    data_digest = store.artifacts.put_bytes(_parquet_bytes(frame)) if store_data else None
+    sample_digest = store.artifacts.put_bytes(_parquet_bytes(reservoir(frame)))
+    return store.put_dataset(
+        dataset_id,
+        name,
+        rows=len(frame),
+        columns=frame.shape[1],
+        schema=schema(frame),
+        profile=profile(frame),
+        data_digest=data_digest,
+        sample_digest=sample_digest,
+        source=source,
+    )
+
+
+def load_dataset(store: Any, dataset_id: str, *, sample: bool = False) -> pd.DataFrame:
+    """Read a stored dataset version back (or its reservoir sample), verified against its id."""
+    from stead.errors import IntegrityError, NotFoundError
+
+    version = store.get_dataset(dataset_id)
+    digest = version.sample_digest if sample else version.data_digest
+    if digest is None:
+        raise NotFoundError(
+            f"dataset {version.name} ({version.id[:12]}) was logged with store=False: only its hash, profile and "
+            "sample were kept",
+            hint="log it again with store=True, or load the sample with sample=True",
+        )
+    frame = _read_parquet(store.artifacts.get_bytes(digest, name=f"dataset {version.name}"))
+    if not sample and content_hash(frame) != version.id:
+        raise IntegrityError(
+            f"dataset {version.name}: the stored data hashes to {content_hash(frame)[:12]}, not its id {version.id[:12]}"
+        )
+    return frame

@@ -224,7 +224,7 @@ class ActiveRun:
 
         role = role or name
         check_key(role, "dataset role", self.id)
-        version = record_dataset(self.store, name, data, store=store)
+        version: DatasetVersion = record_dataset(self.store, name, data, store_data=store)
         self.store.record_dataset_use(self.id, version.id, role, name)
         return version
 
