@@ -163,7 +163,9 @@ def _numeric(values: Any) -> tuple[FloatArray, int, int]:
     """Finite float values, and how many NaN and infinite values were dropped."""
     import pandas as pd
 
-    if isinstance(values, pd.Series):
+    if isinstance(values, pd.Series) and values.dtype.kind in "iuf":
+        raw = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif isinstance(values, pd.Series):
         raw = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     else:
         raw = np.asarray(values)
@@ -277,7 +279,7 @@ class _Numeric(_Base):
         ref, _, ref_inf = _numeric(reference)
         cur, _, cur_inf = _numeric(current)
         for side, values in (("reference", reference), ("current", current)):
-            if _kind_of(values) == "categorical":
+            if getattr(values, "dtype", None) not in (np.float64, np.int64) and _kind_of(values) == "categorical":
                 raise ValidationError(
                     f"{self.name} compares numbers, but the {side} is {_dtype_name(values)}",
                     hint="use chi2, psi or jensenshannon for categories",
