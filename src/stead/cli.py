@@ -283,9 +283,39 @@ def reproduce(
     run_id: Annotated[str, typer.Argument(help="The run to re-run.")],
     tolerance: Annotated[float | None, typer.Option("--tolerance", help="Allowed |difference| per metric.")] = None,
     checkout: Annotated[bool, typer.Option("--checkout", help="Run the recorded git commit in a worktree.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-run a run with its recorded data, params and seed; exit 4 when a metric differs beyond tolerance."""
-    _not_yet("reproduce", "the tracking work's second part (issue 3)")
+    from stead.reproduce import reproduce as do_reproduce
+
+    client = _client()
+    report = do_reproduce(client.store, _resolve_run(client, run_id), tolerance=tolerance, checkout=checkout)
+    if as_json:
+        _print_json(report.to_dict())
+        raise typer.Exit(report.exit_code)
+    con = _console()
+    for warning in report.warnings:
+        con.print(f"warning: {warning}")
+    if report.packages:
+        con.print(f"{len(report.packages)} package(s) differ from the recorded environment:")
+        for name, old, new in report.packages[:20]:
+            con.print(f"  {name}: {old or '-'} -> {new or '-'}")
+    from rich.table import Table
+
+    table = Table("metric", "recorded", "reproduced", "difference", "", box=None)
+    for m in report.metrics:
+        diff = m.difference
+        table.add_row(
+            m.key,
+            f"{m.recorded:.6g}",
+            "-" if m.reproduced is None else f"{m.reproduced:.6g}",
+            "-" if diff is None else f"{diff:+.3g}",
+            "ok" if m.within else "OUTSIDE",
+        )
+    con.print(table)
+    verdict = "reproduced" if report.ok else "NOT reproduced"
+    con.print(f"{verdict}: run {report.reproduced.id} vs {report.original.id} (tolerance {report.tolerance:g})")
+    raise typer.Exit(report.exit_code)
 
 
 # ---------------------------------------------------------------- datasets

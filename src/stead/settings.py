@@ -16,6 +16,8 @@ Variables (type, default):
 - ``STEAD_AUTH_PREDICT`` (bool, false): predict and feedback need a ``read`` token.
 - ``STEAD_HEARTBEAT_TIMEOUT`` (float seconds, 60): a RUNNING run silent for longer becomes FAILED.
 - ``STEAD_USER`` (str, the OS user): who is recorded in audit rows.
+- ``STEAD_REPRODUCE_OF`` (run id, none): set by ``stead reproduce`` for the process it launches; runs of
+  the original's experiment link to it, reuse its seed and refuse datasets whose content changed.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Settings:
     auth_predict: bool = False
     heartbeat_timeout: float = 60.0
     user: str = "unknown"
+    reproduce_of: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, uri: str | None = None) -> Settings:
@@ -118,6 +121,7 @@ class Settings:
             auth_predict=_bool("STEAD_AUTH_PREDICT", env.get("STEAD_AUTH_PREDICT")),
             heartbeat_timeout=_float("STEAD_HEARTBEAT_TIMEOUT", env.get("STEAD_HEARTBEAT_TIMEOUT"), 60.0),
             user=env.get("STEAD_USER") or default_user,
+            reproduce_of=env.get("STEAD_REPRODUCE_OF") or None,
         )
         settings.check()
         return settings

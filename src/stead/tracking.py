@@ -68,10 +68,11 @@ def _param_str(key: str, value: Any, run_id: str) -> str:
 class ActiveRun:
     """A run being written. Use it as a context manager, usually through ``stead.start_run``."""
 
-    def __init__(self, store: SqlStore, run_id: str, *, owner: bool) -> None:
+    def __init__(self, store: SqlStore, run_id: str, *, owner: bool, reproduces: Run | None = None) -> None:
         self.store = store
         self.id = run_id
         self.owner = owner
+        self.reproduces = reproduces
         self._buffer: list[tuple[str, float, int, float]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -225,6 +226,14 @@ class ActiveRun:
         role = role or name
         check_key(role, "dataset role", self.id)
         version: DatasetVersion = record_dataset(self.store, name, data, store_data=store)
+        if self.reproduces is not None:
+            recorded = {use.role: use.dataset_id for use in self.reproduces.inputs}
+            if role in recorded and recorded[role] != version.id:
+                raise ValidationError(
+                    f"dataset role {role!r} changed since run {self.reproduces.id}: it recorded {recorded[role][:12]}, "
+                    f"the data given now hashes to {version.id[:12]}; reproduce refuses to train on different data",
+                    hint=f"restore the original data (stead datasets show {recorded[role][:12]}) and run again",
+                )
         self.store.record_dataset_use(self.id, version.id, role, name)
         return version
 
@@ -268,6 +277,10 @@ def start_run(
                 hint="start a new run with stead.start_run(experiment=...)",
             )
         return ActiveRun(store, run_id, owner=False)
+    settings = store.settings if settings is None else settings
+    original = _original_run(store, settings.reproduce_of, experiment)
+    if original is not None and seed is None:
+        seed = original.seed
     env: dict[str, Any] = {}
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -283,7 +296,17 @@ def start_run(
     param_values = {check_key(k, "param", probe): _param_str(k, v, probe) for k, v in (params or {}).items()}
     tag_values = {check_key(k, "tag", probe): _param_str(k, v, probe) for k, v in (tags or {}).items()}
     rid = store.create_run(experiment, name=name, params=param_values, tags=tag_values, seed=seed, env=env)
-    return ActiveRun(store, rid, owner=True)
+    if original is not None:
+        store.add_edge(f"run:{original.id}", f"run:{rid}", "reproduces")
+    return ActiveRun(store, rid, owner=True, reproduces=original)
+
+
+def _original_run(store: SqlStore, run_id: str | None, experiment: str) -> Run | None:
+    """The run being reproduced (``STEAD_REPRODUCE_OF``), if this run belongs to its experiment."""
+    if not run_id:
+        return None
+    original = store.get_run(run_id)
+    return original if original.experiment == experiment else None
 
 
 def close_stores() -> None:
