@@ -11,11 +11,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stead.entities import DatasetVersion, Experiment, LineageGraph, MetricPoint, Ref, Run, RunList
+from stead.entities import (
+    AliasMove,
+    DatasetVersion,
+    Experiment,
+    LineageGraph,
+    MetricPoint,
+    ModelVersion,
+    Ref,
+    Run,
+    RunList,
+)
+from stead.registry import UNSET, _Unset
 from stead.settings import Settings
 from stead.tracking import default_store
 
 if TYPE_CHECKING:
+    from stead.flavors import LoadedModel
     from stead.store.sql import SqlStore
 
 __all__ = ["Client"]
@@ -99,6 +111,112 @@ class Client:
         from stead.datasets import load_dataset
 
         return load_dataset(self.store, dataset_id)
+
+    # ------------------------------------------------------------ registry
+    def register_model(
+        self,
+        name: str,
+        model: Any,
+        run_id: str | None = None,
+        input_example: Any = None,
+        convert: str | None = None,
+        allow_pickle: bool = False,
+        *,
+        artifacts: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> ModelVersion:
+        """Store ``model`` as the next version of ``name`` (state ``candidate``) and return it.
+
+        ``model``: a scikit-learn estimator (stored with skops), an ONNX model, or ``"module:Class"`` with
+        ``artifacts``; any other object with ``predict`` only with ``allow_pickle=True``. ``convert="onnx"``
+        turns a scikit-learn model into ONNX. The signature comes from ``input_example`` (or the ``train``
+        dataset of ``run_id``).
+        """
+        from stead.registry import register_model
+        from stead.tracking import model_inputs
+
+        input_schema, example = model_inputs(self.store, model, input_example, run_id)
+        return register_model(
+            self.store,
+            name,
+            model,
+            run_id=run_id,
+            input_example=example,
+            convert=convert,
+            allow_pickle=allow_pickle,
+            artifacts=artifacts,
+            input_schema=input_schema,
+            metrics=metrics,
+        )
+
+    def get_model_version(self, name: str, version_or_alias: int | str) -> ModelVersion:
+        """A version by number (``3``) or alias (``"champion"``), with its state, aliases and signature."""
+        from stead.registry import get_model_version
+
+        return get_model_version(self.store, name, version_or_alias)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Registered models: name, latest version and its state, number of versions, aliases."""
+        return self.store.list_models()
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of a model, newest first."""
+        return self.store.list_model_versions(name)
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        expected: int | _Unset | None = UNSET,
+        reason: str | None = None,
+    ) -> AliasMove:
+        """Point ``alias`` at ``version``. With ``expected`` (the version you believe it points at now, or
+        None for "it must not exist yet") it is a compare-and-set: ConflictError if it moved in between."""
+        from stead.registry import set_alias
+
+        return set_alias(self.store, name, alias, version, expected, reason, self.settings.user)
+
+    def delete_alias(
+        self, name: str, alias: str, expected: int | _Unset | None = UNSET, reason: str | None = None
+    ) -> AliasMove:
+        """Remove an alias (a compare-and-set with ``expected``)."""
+        from stead.registry import delete_alias
+
+        return delete_alias(self.store, name, alias, expected, reason, self.settings.user)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """Every alias move of a model, oldest first: who, when, from, to, why, and lost compare-and-sets."""
+        return self.store.alias_history(name, alias)
+
+    def set_version_state(
+        self,
+        name: str,
+        version: int,
+        state: str,
+        reason: str | None = None,
+        gate_results: list[dict[str, Any]] | None = None,
+    ) -> ModelVersion:
+        """Move a version to ``approved``, ``rejected``, ``serving`` or ``retired`` (transitions are checked)."""
+        from stead.registry import set_state
+
+        return set_state(self.store, name, version, state, reason, gate_results, self.settings.user)
+
+    def trust(self, name: str, version: int, reason: str) -> ModelVersion:
+        """An admin's audited opt-in to load a pickle-based version."""
+        from stead.registry import trust
+
+        return trust(self.store, name, version, reason, self.settings.user)
+
+    def load_model(self, ref: str | Ref | ModelVersion) -> LoadedModel:
+        """The model of ``ref`` (``NAME@ALIAS``, ``NAME/N``) with ``predict(df)``, integrity checked."""
+        from stead.registry import load_model
+
+        return load_model(self.store, ref)
+
+    def audit_log(self, target: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Audit rows: trusts, state changes, forced deploys; ``target`` like ``model:churn/3``."""
+        return self.store.audit_log(target, limit)
 
     # ------------------------------------------------------------ lineage
     def lineage(self, ref: str, direction: str = "both", depth: int = 10) -> LineageGraph:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from stead.entities import DatasetVersion, Run, check_key
+from stead.entities import DatasetVersion, ModelVersion, Run, check_key
 from stead.errors import ConflictError, SteadError, ValidationError
 from stead.settings import Settings
 from stead.store import open_store
@@ -237,10 +237,74 @@ class ActiveRun:
         self.store.record_dataset_use(self.id, version.id, role, name)
         return version
 
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        input_example: Any = None,
+        convert: str | None = None,
+        allow_pickle: bool = False,
+        *,
+        artifacts: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register ``model`` as the next version of ``name``, produced by this run (see ``Client.register_model``).
+
+        Without ``input_example``, the signature comes from this run's dataset of role ``train`` (its schema,
+        and its stored sample for the outputs when the model's feature columns can be told apart).
+        """
+        self._check_open()
+        from stead.registry import register_model
+
+        self.flush()
+        input_schema, example = model_inputs(self.store, model, input_example, self.id)
+        return register_model(
+            self.store,
+            name,
+            model,
+            run_id=self.id,
+            input_example=example,
+            convert=convert,
+            allow_pickle=allow_pickle,
+            artifacts=artifacts,
+            input_schema=input_schema,
+        )
+
     def get(self) -> Run:
         """The run as stored now (after flushing buffered metrics)."""
         self.flush()
         return self.store.get_run(self.id)
+
+
+def model_inputs(
+    store: SqlStore, model: Any, input_example: Any, run_id: str | None
+) -> tuple[list[dict[str, Any]] | None, Any]:
+    """The input schema (``stead.datasets.schema``) and example rows for registering ``model``.
+
+    From ``input_example`` when given; else from the ``train`` dataset of ``run_id``: its recorded schema
+    restricted to the model's ``feature_names_in_`` (when it has them), and rows of its stored sample.
+    """
+    from stead.datasets import load_dataset, schema, to_frame
+
+    if input_example is not None:
+        frame = to_frame(input_example)
+        return schema(frame), frame
+    if run_id is None:
+        return None, None
+    train = [use for use in store.get_run(run_id).inputs if use.role == "train"]
+    if not train:
+        return None, None
+    dataset = store.get_dataset(train[-1].dataset_id)
+    columns = [c["name"] for c in dataset.schema]
+    features = getattr(model, "feature_names_in_", None)
+    if features is not None:
+        wanted = [str(c) for c in features]
+        if not set(wanted) <= set(columns):
+            return None, None
+        by_name = {c["name"]: c for c in dataset.schema}
+        sample = load_dataset(store, dataset.id, sample=True) if dataset.sample_digest else None
+        example = None if sample is None else sample[wanted].head(5)
+        return [dict(by_name[c]) for c in wanted], example
+    return [dict(c) for c in dataset.schema], None
 
 
 def start_run(

@@ -21,13 +21,18 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from stead.entities import (
     RUN_STATUSES,
+    VERSION_STATES,
+    AliasMove,
     DatasetUse,
     DatasetVersion,
     Experiment,
     MetricPoint,
+    ModelVersion,
     ModelVersionRef,
+    Ref,
     Run,
     RunList,
+    check_alias,
     check_key,
     check_name,
 )
@@ -42,6 +47,14 @@ T = TypeVar("T")
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 VANISHED = "process vanished: no heartbeat for {timeout:g} s"
+# Which state a model version may move to from each state (the same state again only updates the reason).
+VERSION_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "candidate": ("approved", "rejected", "serving", "retired"),
+    "approved": ("serving", "rejected", "retired"),
+    "rejected": ("retired",),
+    "serving": ("approved", "retired"),
+    "retired": ("approved", "serving"),
+}
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -604,5 +617,487 @@ class SqlStore:
             ):
                 out[name] = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
             return out
+
+        return self._read(read)
+
+    # ------------------------------------------------------------ registry
+    # Model versions are numbered densely per model: the number is taken from ``models.next_version``
+    # inside the write transaction (row locked with FOR UPDATE on PostgreSQL; SQLite writes are serialized
+    # by BEGIN IMMEDIATE). Aliases move by compare-and-set, in place, and every attempt is an audit row.
+
+    def _version_row(self, conn: Connection, name: str, version: int, lock: bool = False) -> Any:
+        stmt = select(s.model_versions).where(s.model_versions.c.name == name, s.model_versions.c.version == version)
+        row = conn.execute(stmt.with_for_update() if lock else stmt).first()
+        if row is None:
+            if conn.execute(select(s.models.c.name).where(s.models.c.name == name)).first() is None:
+                raise self._no_model(conn, name)
+            latest = conn.execute(
+                select(func.max(s.model_versions.c.version)).where(s.model_versions.c.name == name)
+            ).scalar()
+            raise NotFoundError(
+                f"model {name!r} has no version {version}",
+                hint=f"its latest version is {latest}; list them with: stead models show {name}",
+            )
+        return row
+
+    @staticmethod
+    def _no_model(conn: Connection, name: str) -> NotFoundError:
+        known = [r[0] for r in conn.execute(select(s.models.c.name).order_by(s.models.c.name).limit(20))]
+        return NotFoundError(
+            f"no model named {name!r}",
+            hint=f"known models: {', '.join(known)}" if known else "register one with client.register_model(...)",
+        )
+
+    def _versions(self, conn: Connection, rows: Sequence[Any]) -> list[ModelVersion]:
+        if not rows:
+            return []
+        names = sorted({r.name for r in rows})
+        by_version: dict[tuple[str, int], list[str]] = {}
+        for a in conn.execute(select(s.aliases).where(s.aliases.c.name.in_(names)).order_by(s.aliases.c.alias)):
+            by_version.setdefault((a.name, a.version), []).append(a.alias)
+        return [
+            ModelVersion(
+                name=r.name,
+                version=r.version,
+                state=r.state,
+                aliases=by_version.get((r.name, r.version), []),
+                run_id=r.run_id,
+                flavor=r.flavor,
+                signature=r.signature or {},
+                manifest=r.manifest or {},
+                requirements=r.requirements or [],
+                allow_pickle=bool(r.allow_pickle),
+                gate_results=r.gate_results or [],
+                metrics=r.metrics or {},
+                state_reason=r.state_reason,
+                created_at=_dt(r.created_at),
+                created_by=r.created_by,
+            )
+            for r in rows
+        ]
+
+    def create_model_version(
+        self,
+        name: str,
+        flavor: str,
+        manifest: dict[str, str],
+        signature: dict[str, Any] | None = None,
+        requirements: list[str] | None = None,
+        run_id: str | None = None,
+        allow_pickle: bool = False,
+        metrics: dict[str, float] | None = None,
+        source: str | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Record a new version of model ``name`` (created on first use) whose files are ``manifest``.
+
+        The artifact bytes must already be durable. The version number is the next one of the model, dense
+        and unique under any number of concurrent writers; the version starts as ``candidate`` and, with a
+        ``run_id``, gets the lineage edge ``run:<id> -> version:<name>/<n>`` (kind ``produced``).
+        """
+        check_name(name, "model name")
+        if not manifest:
+            raise ValidationError(f"model {name!r}: a version needs at least one file in its manifest")
+        for file, digest in manifest.items():
+            if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValidationError(f"model {name!r}: file {file!r} has no sha256 digest in the manifest")
+        missing = [f for f, d in manifest.items() if not self.artifacts.exists(d)]
+        if missing:
+            raise ValidationError(
+                f"model {name!r}: file {missing[0]!r} is not in the artifact store",
+                hint="store the files first (artifacts.put_tree), then record the version",
+            )
+        now = time.time()
+        who = actor or self.settings.user
+
+        def write(conn: Connection) -> int:
+            if run_id is not None and conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+                raise NotFoundError(f"no run with id {run_id!r}", hint="list runs with: stead runs list")
+            stmt = self._upsert(s.models).values(name=name, created_at=now, next_version=1)
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            number = int(
+                conn.execute(
+                    select(s.models.c.next_version).where(s.models.c.name == name).with_for_update()
+                ).scalar_one()
+            )
+            conn.execute(update(s.models).where(s.models.c.name == name).values(next_version=number + 1))
+            conn.execute(
+                insert(s.model_versions).values(
+                    name=name,
+                    version=number,
+                    run_id=run_id,
+                    flavor=flavor,
+                    state="candidate",
+                    signature=dict(signature or {}),
+                    manifest=dict(manifest),
+                    requirements=list(requirements or []),
+                    allow_pickle=bool(allow_pickle),
+                    gate_results=[],
+                    metrics=dict(metrics or {}),
+                    source=source,
+                    created_at=now,
+                    created_by=who,
+                )
+            )
+            if run_id is not None:
+                self._add_edge(conn, f"run:{run_id}", f"version:{name}/{number}", "produced", {}, now)
+            if allow_pickle:
+                self._audit(conn, who, "allow_pickle", f"model:{name}/{number}", "registered with allow_pickle", {})
+            return number
+
+        number = self._write(write)
+        return self.get_model_version(name, number)
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        """One version of a model, with its aliases; NotFoundError names the latest version."""
+
+        def read(conn: Connection) -> ModelVersion:
+            return self._versions(conn, [self._version_row(conn, name, version)])[0]
+
+        return self._read(read)
+
+    def resolve_version(self, ref: Ref | str) -> ModelVersion:
+        """The version a model reference points at now: ``NAME/N``, ``NAME@N`` or ``NAME@ALIAS``."""
+        parsed = Ref.parse(ref) if isinstance(ref, str) else ref
+        if parsed.kind == "version" and parsed.name and parsed.version is not None:
+            return self.get_model_version(parsed.name, parsed.version)
+        if parsed.kind != "alias" or not parsed.name or not parsed.alias:
+            raise ValidationError(f"{parsed} is not a model reference", hint="use NAME@ALIAS or NAME/VERSION")
+        name, alias = parsed.name, parsed.alias
+
+        def read(conn: Connection) -> ModelVersion:
+            row = conn.execute(
+                select(s.aliases.c.version).where(s.aliases.c.name == name, s.aliases.c.alias == alias)
+            ).first()
+            if row is None:
+                if conn.execute(select(s.models.c.name).where(s.models.c.name == name)).first() is None:
+                    raise self._no_model(conn, name)
+                known = [r[0] for r in conn.execute(select(s.aliases.c.alias).where(s.aliases.c.name == name))]
+                latest = conn.execute(
+                    select(func.max(s.model_versions.c.version)).where(s.model_versions.c.name == name)
+                ).scalar()
+                raise NotFoundError(
+                    f"Model {name!r} has no alias {alias!r}. Known aliases: {', '.join(sorted(known)) or '(none)'}.",
+                    hint=f"Set one with: stead alias {name} {alias} {latest}",
+                )
+            return self._versions(conn, [self._version_row(conn, name, int(row[0]))])[0]
+
+        return self._read(read)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every model: ``{name, latest_version, state, versions, aliases: {alias: version}, created_at}``."""
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            mv = s.model_versions
+            latest = (
+                select(mv.c.name, func.max(mv.c.version).label("latest"), func.count().label("n"))
+                .group_by(mv.c.name)
+                .subquery()
+            )
+            rows = conn.execute(
+                select(s.models.c.name, s.models.c.created_at, latest.c.latest, latest.c.n, mv.c.state)
+                .select_from(s.models)
+                .join(latest, latest.c.name == s.models.c.name, isouter=True)
+                .join(mv, and_(mv.c.name == latest.c.name, mv.c.version == latest.c.latest), isouter=True)
+                .order_by(s.models.c.name)
+            ).all()
+            aliases: dict[str, dict[str, int]] = {}
+            for a in conn.execute(select(s.aliases).order_by(s.aliases.c.alias)):
+                aliases.setdefault(a.name, {})[a.alias] = a.version
+            return [
+                {
+                    "name": r.name,
+                    "latest_version": r.latest,
+                    "state": r.state,
+                    "versions": int(r.n or 0),
+                    "aliases": aliases.get(r.name, {}),
+                    "created_at": datetime.fromtimestamp(r.created_at, UTC).isoformat(),
+                }
+                for r in rows
+            ]
+
+        return self._read(read)
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of a model, newest first."""
+
+        def read(conn: Connection) -> list[ModelVersion]:
+            if conn.execute(select(s.models.c.name).where(s.models.c.name == name)).first() is None:
+                raise self._no_model(conn, name)
+            rows = conn.execute(
+                select(s.model_versions)
+                .where(s.model_versions.c.name == name)
+                .order_by(s.model_versions.c.version.desc())
+            ).all()
+            return self._versions(conn, rows)
+
+        return self._read(read)
+
+    def _alias_audit(
+        self,
+        conn: Connection,
+        name: str,
+        alias: str,
+        from_version: int | None,
+        to_version: int | None,
+        actor: str,
+        reason: str | None,
+        outcome: str,
+        at: float,
+    ) -> AliasMove:
+        conn.execute(
+            insert(s.alias_audit).values(
+                name=name,
+                alias=alias,
+                from_version=from_version,
+                to_version=to_version,
+                actor=actor,
+                reason=reason,
+                outcome=outcome,
+                at=at,
+            )
+        )
+        return AliasMove(
+            name=name,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            actor=actor,
+            reason=reason,
+            at=_dt(at),
+            outcome=outcome,
+        )
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        expected: int | None = None,
+        check_expected: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> AliasMove:
+        """Point ``alias`` of model ``name`` at ``version``, updating the row in place.
+
+        With ``check_expected``, this is a compare-and-set: the alias must point at ``expected`` now
+        (``None``: must not exist), else ConflictError. Every attempt, won or lost, is an audit row.
+        """
+        check_name(name, "model name")
+        check_alias(alias)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValidationError(f"version must be an integer, got {version!r}")
+        who = actor or self.settings.user
+        now = time.time()
+
+        def write(conn: Connection) -> tuple[AliasMove, int | None]:
+            self._version_row(conn, name, version)
+            where = and_(s.aliases.c.name == name, s.aliases.c.alias == alias)
+            row = conn.execute(select(s.aliases.c.version, s.aliases.c.revision).where(where).with_for_update()).first()
+            current = None if row is None else int(row[0])
+            if check_expected and current != expected:
+                move = self._alias_audit(conn, name, alias, current, version, who, reason, "conflict", now)
+                return move, current
+            if row is None:
+                stmt = self._upsert(s.aliases).values(
+                    name=name, alias=alias, version=version, revision=1, updated_at=now
+                )
+                inserted = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name", "alias"]))
+                if not inserted.rowcount:  # another writer created it meanwhile
+                    now_row = conn.execute(select(s.aliases.c.version).where(where)).first()
+                    current = None if now_row is None else int(now_row[0])
+                    if check_expected:
+                        move = self._alias_audit(conn, name, alias, current, version, who, reason, "conflict", now)
+                        return move, current
+                    conn.execute(
+                        update(s.aliases)
+                        .where(where)
+                        .values(version=version, revision=s.aliases.c.revision + 1, updated_at=now)
+                    )
+            else:
+                conn.execute(
+                    update(s.aliases).where(where).values(version=version, revision=int(row[1]) + 1, updated_at=now)
+                )
+            return self._alias_audit(conn, name, alias, current, version, who, reason, "moved", now), current
+
+        move, current = self._write(write)
+        if move.outcome == "conflict":
+            raise ConflictError(
+                f"alias {name}@{alias} points at "
+                f"{'nothing' if current is None else f'version {current}'}, not "
+                f"{'nothing' if expected is None else f'version {expected}'} as expected: it moved in between",
+                hint=f"check the history with: stead alias {name} --history, then try again",
+                details={"current": current, "expected": expected},
+            )
+        return move
+
+    def delete_alias(
+        self,
+        name: str,
+        alias: str,
+        expected: int | None = None,
+        check_expected: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> AliasMove:
+        """Remove an alias (compare-and-set with ``check_expected``); the attempt is an audit row."""
+        check_name(name, "model name")
+        check_alias(alias)
+        who = actor or self.settings.user
+        now = time.time()
+
+        def write(conn: Connection) -> tuple[AliasMove, int | None]:
+            where = and_(s.aliases.c.name == name, s.aliases.c.alias == alias)
+            row = conn.execute(select(s.aliases.c.version).where(where).with_for_update()).first()
+            current = None if row is None else int(row[0])
+            if row is None and not check_expected:
+                if conn.execute(select(s.models.c.name).where(s.models.c.name == name)).first() is None:
+                    raise self._no_model(conn, name)
+                raise NotFoundError(f"Model {name!r} has no alias {alias!r}", hint=f"stead models show {name}")
+            if check_expected and current != expected:
+                return self._alias_audit(conn, name, alias, current, None, who, reason, "conflict", now), current
+            conn.execute(delete(s.aliases).where(where))
+            return self._alias_audit(conn, name, alias, current, None, who, reason, "deleted", now), current
+
+        move, current = self._write(write)
+        if move.outcome == "conflict":
+            raise ConflictError(
+                f"alias {name}@{alias} points at {'nothing' if current is None else f'version {current}'}, not "
+                f"{'nothing' if expected is None else f'version {expected}'} as expected",
+                hint=f"check the history with: stead alias {name} --history",
+            )
+        return move
+
+    def alias_history(self, name: str, alias: str | None = None, limit: int = 1000) -> list[AliasMove]:
+        """Every alias move of a model (or of one alias), oldest first, including lost compare-and-sets."""
+
+        def read(conn: Connection) -> list[AliasMove]:
+            stmt = select(s.alias_audit).where(s.alias_audit.c.name == name)
+            if alias is not None:
+                stmt = stmt.where(s.alias_audit.c.alias == alias)
+            rows = conn.execute(stmt.order_by(s.alias_audit.c.at, s.alias_audit.c.id).limit(limit))
+            return [
+                AliasMove(
+                    name=r.name,
+                    alias=r.alias,
+                    from_version=r.from_version,
+                    to_version=r.to_version,
+                    actor=r.actor,
+                    reason=r.reason,
+                    at=_dt(r.at),
+                    outcome=r.outcome,
+                )
+                for r in rows
+            ]
+
+        return self._read(read)
+
+    def set_version_state(
+        self,
+        name: str,
+        version: int,
+        state: str,
+        reason: str | None = None,
+        gate_results: list[dict[str, Any]] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Move a version along candidate -> approved | rejected -> serving -> retired (see TRANSITIONS)."""
+        if state not in VERSION_STATES:
+            raise ValidationError(f"state {state!r} is not one of {', '.join(VERSION_STATES)}")
+        who = actor or self.settings.user
+        now = time.time()
+
+        def write(conn: Connection) -> None:
+            row = self._version_row(conn, name, version, lock=True)
+            allowed = VERSION_TRANSITIONS.get(row.state, ())
+            if state != row.state and state not in allowed:
+                raise ConflictError(
+                    f"model {name}/{version} is {row.state}: it cannot become {state} "
+                    f"(from {row.state} it may become {', '.join(allowed) or 'nothing else'})",
+                    hint="a rejected version needs an admin's forced deploy with a reason"
+                    if row.state == "rejected"
+                    else f"see its history with: stead models show {name}",
+                )
+            values: dict[str, Any] = {"state": state, "state_reason": reason}
+            if gate_results is not None:
+                values["gate_results"] = list(gate_results)
+            conn.execute(
+                update(s.model_versions)
+                .where(s.model_versions.c.name == name, s.model_versions.c.version == version)
+                .values(**values)
+            )
+            details = {"from": row.state, "to": state, "gate_results": gate_results}
+            self._audit(conn, who, "state", f"model:{name}/{version}", reason, details, now)
+
+        self._write(write)
+        return self.get_model_version(name, version)
+
+    def trust_version(self, name: str, version: int, reason: str, actor: str | None = None) -> ModelVersion:
+        """Record an admin's opt-in to load a pickle-based version (an audit row with the reason)."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError(
+                "trusting a version needs a reason", hint=f"stead models trust {name}/{version} --reason '…'"
+            )
+        who = actor or self.settings.user
+
+        def write(conn: Connection) -> None:
+            self._version_row(conn, name, version, lock=True)
+            conn.execute(
+                update(s.model_versions)
+                .where(s.model_versions.c.name == name, s.model_versions.c.version == version)
+                .values(allow_pickle=True)
+            )
+            self._audit(conn, who, "trust", f"model:{name}/{version}", reason, {})
+
+        self._write(write)
+        return self.get_model_version(name, version)
+
+    def _audit(
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        target: str,
+        reason: str | None,
+        details: Mapping[str, Any],
+        at: float | None = None,
+    ) -> None:
+        conn.execute(
+            insert(s.audit_log).values(
+                at=time.time() if at is None else at,
+                actor=actor,
+                action=action,
+                target=target,
+                reason=reason,
+                details=dict(details),
+            )
+        )
+
+    def audit_log(self, target: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Audit rows (trust, state changes, forced deploys …), oldest first; ``target`` like ``model:churn/3``.
+
+        A target ending in ``/`` (``model:churn/``) matches every row under it.
+        """
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            stmt = select(s.audit_log)
+            if target is not None:
+                if target.endswith("/"):
+                    stmt = stmt.where(s.audit_log.c.target.startswith(target, autoescape=True))
+                else:
+                    stmt = stmt.where(s.audit_log.c.target == target)
+            rows = conn.execute(stmt.order_by(s.audit_log.c.at, s.audit_log.c.id).limit(limit))
+            return [
+                {
+                    "id": r.id,
+                    "at": datetime.fromtimestamp(r.at, UTC).isoformat(),
+                    "actor": r.actor,
+                    "action": r.action,
+                    "target": r.target,
+                    "reason": r.reason,
+                    "details": r.details or {},
+                }
+                for r in rows
+            ]
 
         return self._read(read)
