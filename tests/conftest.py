@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +51,7 @@ def postgres_url(postgres_server: _postgres.PostgresServer, request: pytest.Fixt
 
 # --- store fixtures (added by the store work) ---
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", "postgresql", "http"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -79,3 +80,126 @@ def client(settings: Settings) -> Client:
     from stead.client import Client
 
     return Client(settings=settings)
+
+
+# --- http backend (added by the serving work) ---
+# Each test gets its own real server (uvicorn on loopback) on its own fresh folder store. Starting Python and
+# importing stead, SQLAlchemy, Starlette and uvicorn takes about a second, so one session-wide "zygote"
+# process imports them once and forks a server per test (about 0.1 s); each fork runs
+# ``stead.serving.app.main`` as ``python -m stead.serving.app`` would.
+
+_ZYGOTE = r"""
+import os, signal, sys
+import stead.serving.app, stead.store.sql, uvicorn, uvicorn.config, uvicorn.lifespan.on, uvicorn.protocols.http.auto
+import uvicorn.loops.auto, uvicorn.protocols.websockets.auto
+
+def reap(*_):
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+
+signal.signal(signal.SIGCHLD, reap)
+for line in sys.stdin:
+    port, store, log = line.rstrip("\n").split("\t")
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(0)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.environ["STEAD_URI"] = store
+        code = 1
+        try:
+            code = stead.serving.app.main(["--port", port])
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    print(pid, flush=True)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def _server_zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """The forking server starter and an empty, migrated folder store that each server starts from a copy of."""
+    import os
+    import subprocess
+    import sys
+
+    from stead.store.sql import SqlStore
+
+    template = tmp_path_factory.mktemp("template") / "store"
+    SqlStore(Settings(uri=str(template))).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEAD_")}
+    env["STEAD_USER"] = "tester"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ZYGOTE], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    yield proc, template
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(10)
+
+
+@pytest.fixture
+def http_settings(tmp_path: Path, _server_zygote: tuple[subprocess.Popen[str], Path]) -> Iterator[Settings]:
+    """Settings of a real ``stead serve`` (uvicorn in its own process, over loopback) on a fresh folder store.
+
+    The server's store is ``tmp_path / "server-store"``; its output goes to ``tmp_path / "server.log"``.
+    """
+    import os
+    import shutil
+    import signal
+    import time
+
+    import httpx
+
+    zygote, template = _server_zygote
+    port = _free_port()
+    store = tmp_path / "server-store"
+    shutil.copytree(template, store)
+    log = tmp_path / "server.log"
+    assert zygote.stdin is not None and zygote.stdout is not None
+    zygote.stdin.write(f"{port}\t{store}\t{log}\n")
+    zygote.stdin.flush()
+    pid = int(zygote.stdout.readline())
+    url = f"http://127.0.0.1:{port}"
+
+    def alive() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if not alive() or time.monotonic() > deadline:
+                pytest.fail(f"stead serve did not start:\n{log.read_text() if log.exists() else ''}", pytrace=False)
+            time.sleep(0.005)
+        yield Settings(uri=url, user="tester")
+    finally:
+        if alive():
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while alive() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if alive():
+                os.kill(pid, signal.SIGKILL)

@@ -29,7 +29,7 @@ from typing import IO, Any, BinaryIO
 
 from stead.errors import IntegrityError, NotFoundError, ValidationError
 
-__all__ = ["ArtifactStore", "resolve_under", "safe_name"]
+__all__ = ["ArtifactStore", "BlobStore", "resolve_under", "safe_name"]
 
 CHUNK = 1024 * 1024
 MAX_NAME_LENGTH = 1024
@@ -220,7 +220,146 @@ class _VerifyingReader(io.RawIOBase):
 # -- the store --------------------------------------------------------------------------------------
 
 
-class ArtifactStore:
+class BlobStore:
+    """The blob API on top of a few primitives, shared by ``ArtifactStore`` and the HTTP client's blobs.
+
+    Subclasses provide ``put_bytes``, ``put_stream``, ``exists``, ``size``, ``local_path`` and ``_open_raw``
+    (a raw, unverified stream of a blob); reading (``open``, ``get_bytes``, ``verify``, ``copy_to``), files
+    and trees (``put_file``, ``put_tree``, ``materialize``, with their name checks) are built on them here.
+    """
+
+    root: str
+
+    @property
+    def is_local(self) -> bool:
+        """True when blobs are plain files on this machine (``local_path`` works)."""
+        return False
+
+    # primitives
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data``; return its sha256 hex digest. Storing existing content is a no-op."""
+        raise NotImplementedError
+
+    def put_stream(self, fileobj: IO[bytes]) -> str:
+        """Store everything read from ``fileobj`` (read in chunks until EOF); return its digest."""
+        raise NotImplementedError
+
+    def exists(self, digest: str) -> bool:
+        """True when the blob ``digest`` is stored."""
+        raise NotImplementedError
+
+    def size(self, digest: str) -> int:
+        """The blob's size in bytes; NotFoundError when it is missing."""
+        raise NotImplementedError
+
+    def local_path(self, digest: str) -> Path | None:
+        """The blob's file, to read in place (DuckDB, pyarrow); None when blobs are not local. Not verified."""
+        raise NotImplementedError
+
+    def _open_raw(self, digest: str, name: str | None) -> IO[bytes]:
+        raise NotImplementedError
+
+    # built on the primitives
+
+    def put_file(self, path: str | os.PathLike[str]) -> str:
+        """Store the file at ``path`` in chunks (never whole in memory); return its digest."""
+        with open(path, "rb") as source:
+            return self.put_stream(source)
+
+    def open(self, digest: str, *, name: str | None = None) -> BinaryIO:
+        """A binary stream of the blob; reading it to the end raises IntegrityError if it does not match ``digest``."""
+        return io.BufferedReader(_VerifyingReader(self._open_raw(digest, name), digest, name), CHUNK)
+
+    def get_bytes(self, digest: str, *, name: str | None = None) -> bytes:
+        """The blob's bytes, verified against ``digest`` (IntegrityError names ``name`` when given)."""
+        with self._open_raw(digest, name) as raw:
+            data = raw.read()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise _corrupted(digest, actual, name)
+        return data
+
+    def verify(self, digest: str, *, name: str | None = None) -> None:
+        """Re-hash the stored blob; IntegrityError when it was damaged, NotFoundError when missing."""
+        with self.open(digest, name=name) as stream:
+            while stream.read(CHUNK):
+                pass
+
+    def copy_to(self, digest: str, dest_path: str | os.PathLike[str], *, name: str | None = None) -> Path:
+        """Write the blob to ``dest_path`` atomically, verified: a corrupted blob never lands there."""
+        dest = os.path.abspath(dest_path)
+        with self._open_raw(digest, name) as raw:
+            tmp, actual, _ = _write_temp(os.path.dirname(dest), _chunks(raw))
+        try:
+            if actual != digest:
+                raise _corrupted(digest, actual, name)
+            os.replace(tmp, dest)
+            _fsync_dir(os.path.dirname(dest))
+        finally:
+            _unlink_quietly(tmp)
+        return Path(dest)
+
+    # trees
+
+    def put_tree(self, folder: str | os.PathLike[str]) -> dict[str, str]:
+        """Store every file under ``folder``; return the sorted manifest ``{relative/posix/path: digest}``.
+
+        Symlinks are followed only when they stay inside ``folder``; special files are refused.
+        """
+        top = os.path.realpath(folder)
+        if not os.path.isdir(top):
+            raise NotFoundError(f"{os.fspath(folder)!r} is not a folder", hint="pass the folder to log")
+        files: dict[str, str] = {}
+        self._collect(top, top, "", (top,), files)
+        return {rel: self.put_file(files[rel]) for rel in sorted(files)}
+
+    def _collect(self, top: str, here: str, prefix: str, ancestors: tuple[str, ...], out: dict[str, str]) -> None:
+        with os.scandir(here) as entries:
+            listing = sorted(entries, key=lambda e: e.name)
+        for entry in listing:
+            rel = safe_name(prefix + entry.name)
+            path = entry.path
+            if entry.is_symlink():
+                path = os.path.realpath(entry.path)
+                if path in ancestors:
+                    raise _bad_name(rel, "it is a symlink loop")
+                if not _inside(path, top):
+                    raise _bad_name(rel, f"it is a symlink to {path!r}, outside the folder {top!r}")
+            try:
+                mode = os.stat(path).st_mode
+            except FileNotFoundError:
+                raise _bad_name(rel, "it is a broken symlink") from None
+            if stat.S_ISDIR(mode):
+                self._collect(top, path, rel + "/", (*ancestors, path), out)
+            elif stat.S_ISREG(mode):
+                out[rel] = path
+            else:
+                raise _bad_name(rel, "it is not a regular file (a socket, pipe or device)")
+
+    def materialize(self, manifest: Mapping[str, str], dest_dir: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write each ``{name: digest}`` under ``dest_dir``, verified; refuse any name that escapes it.
+
+        Every name and digest is checked before anything is written. Returns ``{name: written path}``.
+        """
+        dest = os.path.abspath(dest_dir)
+        names = {safe_name(name): _check_digest(digest) for name, digest in manifest.items()}
+        parents = {name.rsplit("/", i)[0] for name in names for i in range(1, name.count("/") + 1)}
+        clash = sorted(parents.intersection(names))
+        if clash:
+            raise _bad_name(clash[0], "it is both a file and a folder in the manifest")
+        for name in names:
+            resolve_under(Path(dest), name)
+        written: dict[str, Path] = {}
+        for name, digest in sorted(names.items()):
+            folder, _, base = name.rpartition("/")
+            parent = str(resolve_under(Path(dest), folder)) if folder else os.path.realpath(dest)
+            _makedirs(parent)
+            written[name] = self.copy_to(digest, os.path.join(parent, base), name=name)
+        return written
+
+
+class ArtifactStore(BlobStore):
     """Content-addressed blobs under a local folder or an fsspec URL."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -271,11 +410,6 @@ class ArtifactStore:
         else:
             self._write_remote(self._blob(digest), io.BytesIO(data))
         return digest
-
-    def put_file(self, path: str | os.PathLike[str]) -> str:
-        """Store the file at ``path`` in chunks (never whole in memory); return its digest."""
-        with open(path, "rb") as source:
-            return self.put_stream(source)
 
     def put_stream(self, fileobj: IO[bytes]) -> str:
         """Store everything read from ``fileobj`` (read in chunks until EOF); return its digest."""
@@ -370,97 +504,6 @@ class ArtifactStore:
             return raw
         except FileNotFoundError:
             raise self._missing(digest, name) from None
-
-    def open(self, digest: str, *, name: str | None = None) -> BinaryIO:
-        """A binary stream of the blob; reading it to the end raises IntegrityError if it does not match ``digest``."""
-        return io.BufferedReader(_VerifyingReader(self._open_raw(digest, name), digest, name), CHUNK)
-
-    def get_bytes(self, digest: str, *, name: str | None = None) -> bytes:
-        """The blob's bytes, verified against ``digest`` (IntegrityError names ``name`` when given)."""
-        with self._open_raw(digest, name) as raw:
-            data = raw.read()
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != digest:
-            raise _corrupted(digest, actual, name)
-        return data
-
-    def verify(self, digest: str, *, name: str | None = None) -> None:
-        """Re-hash the stored blob; IntegrityError when it was damaged, NotFoundError when missing."""
-        with self.open(digest, name=name) as stream:
-            while stream.read(CHUNK):
-                pass
-
-    def copy_to(self, digest: str, dest_path: str | os.PathLike[str], *, name: str | None = None) -> Path:
-        """Write the blob to ``dest_path`` atomically, verified: a corrupted blob never lands there."""
-        dest = os.path.abspath(dest_path)
-        with self._open_raw(digest, name) as raw:
-            tmp, actual, _ = _write_temp(os.path.dirname(dest), _chunks(raw))
-        try:
-            if actual != digest:
-                raise _corrupted(digest, actual, name)
-            os.replace(tmp, dest)
-            _fsync_dir(os.path.dirname(dest))
-        finally:
-            _unlink_quietly(tmp)
-        return Path(dest)
-
-    # trees
-
-    def put_tree(self, folder: str | os.PathLike[str]) -> dict[str, str]:
-        """Store every file under ``folder``; return the sorted manifest ``{relative/posix/path: digest}``.
-
-        Symlinks are followed only when they stay inside ``folder``; special files are refused.
-        """
-        top = os.path.realpath(folder)
-        if not os.path.isdir(top):
-            raise NotFoundError(f"{os.fspath(folder)!r} is not a folder", hint="pass the folder to log")
-        files: dict[str, str] = {}
-        self._collect(top, top, "", (top,), files)
-        return {rel: self.put_file(files[rel]) for rel in sorted(files)}
-
-    def _collect(self, top: str, here: str, prefix: str, ancestors: tuple[str, ...], out: dict[str, str]) -> None:
-        with os.scandir(here) as entries:
-            listing = sorted(entries, key=lambda e: e.name)
-        for entry in listing:
-            rel = safe_name(prefix + entry.name)
-            path = entry.path
-            if entry.is_symlink():
-                path = os.path.realpath(entry.path)
-                if path in ancestors:
-                    raise _bad_name(rel, "it is a symlink loop")
-                if not _inside(path, top):
-                    raise _bad_name(rel, f"it is a symlink to {path!r}, outside the folder {top!r}")
-            try:
-                mode = os.stat(path).st_mode
-            except FileNotFoundError:
-                raise _bad_name(rel, "it is a broken symlink") from None
-            if stat.S_ISDIR(mode):
-                self._collect(top, path, rel + "/", (*ancestors, path), out)
-            elif stat.S_ISREG(mode):
-                out[rel] = path
-            else:
-                raise _bad_name(rel, "it is not a regular file (a socket, pipe or device)")
-
-    def materialize(self, manifest: Mapping[str, str], dest_dir: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write each ``{name: digest}`` under ``dest_dir``, verified; refuse any name that escapes it.
-
-        Every name and digest is checked before anything is written. Returns ``{name: written path}``.
-        """
-        dest = os.path.abspath(dest_dir)
-        names = {safe_name(name): _check_digest(digest) for name, digest in manifest.items()}
-        parents = {name.rsplit("/", i)[0] for name in names for i in range(1, name.count("/") + 1)}
-        clash = sorted(parents.intersection(names))
-        if clash:
-            raise _bad_name(clash[0], "it is both a file and a folder in the manifest")
-        for name in names:
-            resolve_under(Path(dest), name)
-        written: dict[str, Path] = {}
-        for name, digest in sorted(names.items()):
-            folder, _, base = name.rpartition("/")
-            parent = str(resolve_under(Path(dest), folder)) if folder else os.path.realpath(dest)
-            _makedirs(parent)
-            written[name] = self.copy_to(digest, os.path.join(parent, base), name=name)
-        return written
 
     # housekeeping
 
