@@ -628,7 +628,7 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink, compression="zstd")
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink, compression="lz4")
     return bytes(sink.getvalue().to_pybytes())
 
 
