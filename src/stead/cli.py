@@ -395,22 +395,84 @@ def lineage(
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
     """Registered models with their latest version and aliases."""
-    _not_yet("models list", "the registry work (issue 4)")
+    items = _client().list_models()
+    if as_json:
+        _print_json(items)
+        return
+    from rich.table import Table
+
+    table = Table("model", "latest", "state", "versions", "aliases", box=None)
+    for m in items:
+        aliases = ", ".join(f"{a}->{v}" for a, v in sorted(m["aliases"].items()))
+        table.add_row(m["name"], str(m["latest_version"] or "-"), m["state"] or "-", str(m["versions"]), aliases)
+    _console().print(table if items else "no models yet")
 
 
 @models_app.command("show")
 def models_show(name: str, as_json: JsonOpt = False) -> None:
     """One model: versions, states, aliases, gate results and where each serves."""
-    _not_yet("models show", "the registry work (issue 4)")
+    client = _client()
+    versions = client.list_model_versions(name)
+    moves = client.alias_history(name)
+    audit = client.audit_log(f"model:{name}/")
+    if as_json:
+        _print_json({"name": name, "versions": versions, "alias_history": moves, "audit": audit})
+        return
+    con = _console()
+    con.print(f"[bold]model {name}[/]  {len(versions)} version(s)")
+    for v in versions:
+        aliases = f"  aliases: {', '.join(v.aliases)}" if v.aliases else ""
+        run = f"  run {v.run_id[:12]}" if v.run_id else ""
+        pickle = "  (pickle, trusted)" if v.allow_pickle else ""
+        con.print(
+            f"  [bold]{v.version}[/]  {v.state}  {v.flavor}{pickle}  {v.created_at:%Y-%m-%d %H:%M:%S}{run}{aliases}"
+        )
+        if v.state_reason:
+            con.print(f"      reason: {v.state_reason}")
+        for gate in v.gate_results:
+            mark = "pass" if gate.get("passed") else "FAIL"
+            con.print(
+                f"      gate {mark}: {gate.get('gate', gate.get('metric', '?'))} {gate.get('reason', '')}".rstrip()
+            )
+        columns = [c.get("name", "?") for c in v.signature.get("inputs", [])]
+        if columns:
+            shown = ", ".join(columns[:8]) + (f", … ({len(columns)})" if len(columns) > 8 else "")
+            con.print(f"      inputs: {shown}")
+    if moves:
+        con.print("[bold]alias moves[/]")
+        for m in moves[-10:]:
+            con.print(f"  {_move_line(m)}")
+    if audit:
+        con.print("[bold]audit[/]")
+        for row in audit[-10:]:
+            reason = f" ({row['reason']})" if row.get("reason") else ""
+            con.print(f"  {row['at'][:19]}  {row['actor']}  {row['action']} {row['target']}{reason}")
+
+
+def _move_line(m: Any) -> str:
+    def v(x: int | None) -> str:
+        return "-" if x is None else str(x)
+
+    reason = f"  ({m.reason})" if m.reason else ""
+    moved = f"{m.alias}: {v(m.from_version)} -> {v(m.to_version)}"
+    return f"{m.at:%Y-%m-%d %H:%M:%S}  {moved}  {m.outcome}  by {m.actor}{reason}"
 
 
 @models_app.command("trust")
 def models_trust(
     ref: Annotated[str, typer.Argument(help="NAME/VERSION")],
     reason: Annotated[str, typer.Option("--reason", help="Why this pickle-based version may load.")],
+    as_json: JsonOpt = False,
 ) -> None:
     """An admin's audited opt-in to load a pickle-based version."""
-    _not_yet("models trust", "the registry work (issue 4)")
+    from stead.registry import parse_version
+
+    name, number = parse_version(ref)
+    version = _client().trust(name, number, reason)
+    if as_json:
+        _print_json(version)
+        return
+    typer.echo(f"trusted {name}/{number}: it may now be loaded with pickle (recorded in the audit log)")
 
 
 @app.command()
@@ -423,7 +485,29 @@ def alias(
     as_json: JsonOpt = False,
 ) -> None:
     """Move an alias (NAME ALIAS VERSION), or show the audit log of moves (NAME --history)."""
-    _not_yet("alias", "the registry work (issue 4)")
+    from stead.errors import ValidationError
+
+    client = _client()
+    if history:
+        moves = client.alias_history(name, alias)
+        if as_json:
+            _print_json(moves)
+            return
+        for m in moves:
+            typer.echo(_move_line(m))
+        if not moves:
+            typer.echo(f"no alias moves for {name} yet")
+        return
+    if alias is None or version is None:
+        raise ValidationError(
+            "stead alias needs NAME ALIAS VERSION (or NAME --history)", hint=f"stead alias {name} champion 3"
+        )
+    move = client.set_alias(name, alias, version, reason=reason)
+    if as_json:
+        _print_json(move)
+        return
+    was = "nothing" if move.from_version is None else f"version {move.from_version}"
+    typer.echo(f"{name}@{alias} -> version {version} (was {was})")
 
 
 # ---------------------------------------------------------------- serving (issue 5)

@@ -381,7 +381,7 @@ def save_model(
         if not allow_pickle:
             raise ValidationError(
                 f"a {type(model).__module__}.{type(model).__qualname__} can only be stored with pickle, which runs "
-                "code when loaded",
+                "code when loaded; pass allow_pickle=True to opt in",
                 hint="pass allow_pickle=True to opt in, or register its class by import path: model='pkg.mod:Class'",
             )
         flavor, fmt = "pickle", "pickle"

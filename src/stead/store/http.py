@@ -23,7 +23,7 @@ from typing import IO, Any, cast
 import httpx
 
 from stead._version import __version__
-from stead.entities import DatasetVersion, Experiment, MetricPoint, Run, RunList
+from stead.entities import AliasMove, DatasetVersion, Experiment, MetricPoint, ModelVersion, Ref, Run, RunList
 from stead.errors import NotFoundError, RemoteError, StoreError, from_dict
 from stead.settings import Settings
 from stead.store.artifacts import CHUNK, BlobStore, _check_digest, _label
@@ -425,6 +425,227 @@ class HttpStore:
     def edges_of(self, nodes: Iterable[str], direction: str) -> list[dict[str, Any]]:
         return self._call("edges_of", nodes=list(nodes), direction=direction)  # type: ignore[no-any-return]
 
+    # ------------------------------------------------------------ registry
+    # ``actor`` defaults to this client's STEAD_USER, as SqlStore defaults it to its own settings' user.
+    def list_models(self) -> list[dict[str, Any]]:
+        return self._call("list_models")  # type: ignore[no-any-return]
+
+    def create_model_version(
+        self,
+        name: str,
+        flavor: str,
+        manifest: dict[str, str],
+        signature: dict[str, Any] | None = None,
+        requirements: list[str] | None = None,
+        run_id: str | None = None,
+        allow_pickle: bool = False,
+        metrics: dict[str, float] | None = None,
+        source: str | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        return self._call(  # type: ignore[no-any-return]
+            "create_model_version",
+            name=name,
+            flavor=flavor,
+            manifest=manifest,
+            signature=signature,
+            requirements=requirements,
+            run_id=run_id,
+            allow_pickle=allow_pickle,
+            metrics=metrics,
+            source=source,
+            actor=actor or self.settings.user,
+        )
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        return self._call("list_model_versions", name=name)  # type: ignore[no-any-return]
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        return self._call("get_model_version", name=name, version=version)  # type: ignore[no-any-return]
+
+    def resolve_version(self, ref: Ref | str) -> ModelVersion:
+        return self._call("resolve_version", ref=str(ref))  # type: ignore[no-any-return]
+
+    def set_version_state(
+        self,
+        name: str,
+        version: int,
+        state: str,
+        reason: str | None = None,
+        gate_results: list[dict[str, Any]] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        return self._call(  # type: ignore[no-any-return]
+            "set_version_state",
+            name=name,
+            version=version,
+            state=state,
+            reason=reason,
+            gate_results=gate_results,
+            actor=actor or self.settings.user,
+        )
+
+    def trust_version(self, name: str, version: int, reason: str, actor: str | None = None) -> ModelVersion:
+        return self._call(  # type: ignore[no-any-return]
+            "trust_version", name=name, version=version, reason=reason, actor=actor or self.settings.user
+        )
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        expected: int | None = None,
+        check_expected: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> AliasMove:
+        return self._call(  # type: ignore[no-any-return]
+            "set_alias",
+            name=name,
+            alias=alias,
+            version=version,
+            expected=expected,
+            check_expected=check_expected,
+            reason=reason,
+            actor=actor or self.settings.user,
+        )
+
+    def delete_alias(
+        self,
+        name: str,
+        alias: str,
+        expected: int | None = None,
+        check_expected: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> AliasMove:
+        return self._call(  # type: ignore[no-any-return]
+            "delete_alias",
+            name=name,
+            alias=alias,
+            expected=expected,
+            check_expected=check_expected,
+            reason=reason,
+            actor=actor or self.settings.user,
+        )
+
+    def alias_history(self, name: str, alias: str | None = None, limit: int = 1000) -> list[AliasMove]:
+        return self._call("alias_history", name=name, alias=alias, limit=limit)  # type: ignore[no-any-return]
+
+    def audit_log(self, target: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._call("audit_log", target=target, limit=limit)  # type: ignore[no-any-return]
+
     # ------------------------------------------------------------ info
     def counts(self) -> dict[str, int]:
         return self._call("counts")  # type: ignore[no-any-return]
+
+    # registry
+    def create_model_version(
+        self,
+        name: str,
+        flavor: str,
+        manifest: dict[str, str],
+        signature: dict[str, Any] | None = None,
+        requirements: list[str] | None = None,
+        run_id: str | None = None,
+        allow_pickle: bool = False,
+        metrics: dict[str, float] | None = None,
+        source: str | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        return self._call(  # type: ignore[no-any-return]
+            "create_model_version",
+            name=name,
+            flavor=flavor,
+            manifest=manifest,
+            signature=signature,
+            requirements=requirements,
+            run_id=run_id,
+            allow_pickle=allow_pickle,
+            metrics=metrics,
+            source=source,
+            actor=actor,
+        )
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        return self._call("get_model_version", name=name, version=version)  # type: ignore[no-any-return]
+
+    def resolve_version(self, ref: Ref | str) -> ModelVersion:
+        return self._call("resolve_version", ref=str(ref))  # type: ignore[no-any-return]
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return self._call("list_models")  # type: ignore[no-any-return]
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        return self._call("list_model_versions", name=name)  # type: ignore[no-any-return]
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        expected: int | None = None,
+        check_expected: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> AliasMove:
+        return self._call(  # type: ignore[no-any-return]
+            "set_alias",
+            name=name,
+            alias=alias,
+            version=version,
+            expected=expected,
+            check_expected=check_expected,
+            reason=reason,
+            actor=actor,
+        )
+
+    def delete_alias(
+        self,
+        name: str,
+        alias: str,
+        expected: int | None = None,
+        check_expected: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> AliasMove:
+        return self._call(  # type: ignore[no-any-return]
+            "delete_alias",
+            name=name,
+            alias=alias,
+            expected=expected,
+            check_expected=check_expected,
+            reason=reason,
+            actor=actor,
+        )
+
+    def alias_history(self, name: str, alias: str | None = None, limit: int = 1000) -> list[AliasMove]:
+        return self._call("alias_history", name=name, alias=alias, limit=limit)  # type: ignore[no-any-return]
+
+    def set_version_state(
+        self,
+        name: str,
+        version: int,
+        state: str,
+        reason: str | None = None,
+        gate_results: list[dict[str, Any]] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        return self._call(  # type: ignore[no-any-return]
+            "set_version_state",
+            name=name,
+            version=version,
+            state=state,
+            reason=reason,
+            gate_results=gate_results,
+            actor=actor,
+        )
+
+    def trust_version(self, name: str, version: int, reason: str, actor: str | None = None) -> ModelVersion:
+        return self._call(  # type: ignore[no-any-return]
+            "trust_version", name=name, version=version, reason=reason, actor=actor
+        )
+
+    def audit_log(self, target: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._call("audit_log", target=target, limit=limit)  # type: ignore[no-any-return]
