@@ -136,18 +136,6 @@ ROUTES: dict[str, Route] = {
     "delete_alias":         Route("DELETE", "/models/{name}/aliases/{alias}",             "write", "aliasmove"),
     "alias_history":        Route("GET",    "/models/{name}/alias-history",               "read",  "aliasmoves"),
     "audit_log":            Route("GET",    "/audit",                                     "read",  "json"),
-    # registry
-    "list_models":          Route("GET",    "/models",                                      "read",  "json"),
-    "create_model_version": Route("POST",   "/models/{name}/versions",                      "write", "modelversion"),
-    "list_model_versions":  Route("GET",    "/models/{name}/versions",                      "read",  "modelversions"),
-    "get_model_version":    Route("GET",    "/models/{name}/versions/{version}",            "read",  "modelversion"),
-    "resolve_version":      Route("POST",   "/models/resolve",                              "read",  "modelversion"),
-    "set_version_state":    Route("POST",   "/models/{name}/versions/{version}/state",      "write", "modelversion"),
-    "trust_version":        Route("POST",   "/models/{name}/versions/{version}/trust",      "admin", "modelversion"),
-    "set_alias":            Route("PUT",    "/models/{name}/aliases/{alias}",               "write", "aliasmove"),
-    "delete_alias":         Route("DELETE", "/models/{name}/aliases/{alias}",               "write", "aliasmove"),
-    "alias_history":        Route("GET",    "/models/{name}/aliases",                       "read",  "aliasmoves"),
-    "audit_log":            Route("GET",    "/audit",                                       "read",  "json"),
     # info
     "counts":             Route("GET",    "/counts",                            "read",  "json"),
 }
@@ -269,8 +257,4 @@ CODECS: dict[str, Codec] = {
     "aliasmove": entity_codec(AliasMove),
     "aliasmoves": entities_codec(AliasMove),
     "usage": Codec(encode=to_wire, decode=_decode_usage),  # dicts whose "at" is a datetime
-    "modelversion": entity_codec(ModelVersion),
-    "modelversions": entities_codec(ModelVersion),
-    "aliasmove": entity_codec(AliasMove),
-    "aliasmoves": entities_codec(AliasMove),
 }
