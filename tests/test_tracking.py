@@ -116,9 +116,8 @@ def test_bad_input_names_the_run_and_field_and_stores_nothing(client: Client, ca
 
 
 def test_a_finished_run_cannot_be_changed(client: Client) -> None:
-    with _run(client, experiment="x", params={"a": 1}) as run:
-        with pytest.raises(ConflictError, match="params cannot change"):
-            run.log_param("a", 2)
+    with _run(client, experiment="x", params={"a": 1}) as run, pytest.raises(ConflictError, match="params cannot"):
+        run.log_param("a", 2)
     with pytest.raises(ConflictError, match=f"run {run.id} has ended"):
         run.log_metric("late", 1.0)
     with pytest.raises(ConflictError, match="FINISHED"):

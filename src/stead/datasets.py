@@ -635,7 +635,8 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
 def _read_parquet(raw: bytes) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    return pq.read_table(pa.BufferReader(raw)).to_pandas()
+    frame: pd.DataFrame = pq.read_table(pa.BufferReader(raw)).to_pandas()
+    return frame
 
 
 def record_dataset(store: Any, name: str, data: object, *, store_data: bool = True) -> Any:
@@ -685,6 +686,7 @@ def load_dataset(store: Any, dataset_id: str, *, sample: bool = False) -> pd.Dat
     frame = _read_parquet(store.artifacts.get_bytes(digest, name=f"dataset {version.name}"))
     if not sample and content_hash(frame) != version.id:
         raise IntegrityError(
-            f"dataset {version.name}: the stored data hashes to {content_hash(frame)[:12]}, not its id {version.id[:12]}"
+            f"dataset {version.name}: the stored data hashes to {content_hash(frame)[:12]}, "
+            f"not its id {version.id[:12]}"
         )
     return frame

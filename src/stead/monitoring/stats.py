@@ -719,7 +719,7 @@ class DomainClassifier(_Base):
             )
         x = np.vstack([ref, cur])
         y = np.r_[np.zeros(n0), np.ones(n1)]
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits
 
         folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.seed)
         aucs = []

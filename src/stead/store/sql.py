@@ -268,7 +268,7 @@ class SqlStore:
                 conn.exec_driver_sql(
                     "INSERT INTO metrics (run_id, key, step, timestamp, value, nonfinite) "
                     f"VALUES ({', '.join([mark] * 6)})",
-                    points,  # type: ignore[arg-type]
+                    points,
                 )
                 self._update_latest(conn, run_id, points)
 
