@@ -15,7 +15,7 @@ Names are imported on first use, so ``import stead`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from stead._version import __version__
 from stead.errors import (
@@ -26,7 +26,7 @@ from stead.errors import (
     ValidationError,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # pragma: no cover
     from stead.client import Client
     from stead.entities import Ref
     from stead.tracking import ActiveRun, active_run, start_run
@@ -54,7 +54,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'stead' has no attribute {name!r}")
