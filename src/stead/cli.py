@@ -360,8 +360,8 @@ def datasets_show(
         if "mean" in prof:
             summary = " ".join(f"{k} {prof.get(k)!s:.8}" for k in ("mean", "std", "min", "max"))
         else:
-            top = prof.get("top", {})
-            summary = ", ".join(f"{k}:{v}" for k, v in list(top.items())[:4])
+            top = prof.get("top") or []
+            summary = ", ".join(f"{item['value']}: {item['count']}" for item in top[:4])
         table.add_row(col["name"], col.get("dtype", "?"), str(prof.get("nulls", "")), summary)
     con.print(table)
     if usage:
@@ -522,42 +522,107 @@ def deploy(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (audited).")] = None,
 ) -> None:
     """Route a deployment's traffic to a model version."""
-    _not_yet("deploy", "the serving work (issue 5)")
+    d = _client().deploy(ref, to, canary=canary, ab=ab, shadow=shadow, force=force, reason=reason)
+    typer.echo(f"{d.name} revision {d.revision}: {_routes_line(d.routes)}")
+
+
+def _routes_line(routes: Any) -> str:
+    parts = []
+    for r in routes:
+        share = "copy of all" if r.kind == "shadow" else f"{r.weight * 100:g}%"
+        parts.append(f"{r.model}/{r.version} {r.kind} {share}")
+    return ", ".join(parts)
 
 
 @app.command()
-def promote(deployment: str) -> None:
+def promote(
+    deployment: str,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the history).")] = None,
+) -> None:
     """Make the canary the sole route and move the champion alias to it."""
-    _not_yet("promote", "the serving work (issue 5)")
+    d = _client().promote(deployment, reason)
+    r = d.routes[0]
+    typer.echo(f"{d.name} revision {d.revision}: {r.model}/{r.version} serves alone; {r.model}@champion -> {r.version}")
 
 
 @app.command()
-def rollback(deployment: str) -> None:
+def rollback(
+    deployment: str,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the history).")] = None,
+) -> None:
     """Return a deployment to its previous routes at once."""
-    _not_yet("rollback", "the serving work (issue 5)")
+    d = _client().rollback(deployment, reason)
+    typer.echo(f"{d.name} revision {d.revision}: back to {_routes_line(d.routes)}")
 
 
 @deployments_app.command("list")
 def deployments_list(as_json: JsonOpt = False) -> None:
     """Deployments with their routes and traffic shares."""
-    _not_yet("deployments list", "the serving work (issue 5)")
+    items = _client().list_deployments()
+    if as_json:
+        _print_json(items)
+        return
+    from rich.table import Table
+
+    table = Table("deployment", "model", "revision", "routes", "updated", box=None)
+    for d in items:
+        table.add_row(d.name, d.model, str(d.revision), _routes_line(d.routes), f"{d.updated_at:%Y-%m-%d %H:%M:%S}")
+    _console().print(table if items else "no deployments yet")
 
 
 @deployments_app.command("show")
-def deployments_show(name: str, as_json: JsonOpt = False) -> None:
+def deployments_show(
+    name: str,
+    history: Annotated[int, typer.Option("--history", help="How many revisions to show.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
     """One deployment: routes, history and canary-analysis decisions."""
-    _not_yet("deployments show", "the serving work (issue 5)")
+    d = _client().get_deployment(name, history)
+    if as_json:
+        _print_json(d)
+        return
+    con = _console()
+    con.print(f"[bold]deployment {d.name}[/]  model {d.model}  revision {d.revision}")
+    for r in d.routes:
+        share = "copy of every request" if r.kind == "shadow" else f"{r.weight * 100:g}% of requests"
+        con.print(f"  {r.kind:8} {r.model}/{r.version}  {share}")
+    con.print("[bold]history[/]")
+    for rev in d.history:
+        why = f"  ({rev.reason})" if rev.reason else ""
+        when = f"{rev.at:%Y-%m-%d %H:%M:%S}"
+        con.print(f"  {rev.revision:>3}  {when}  {rev.source:8} by {rev.actor}: {_routes_line(rev.routes)}{why}")
+    if d.events:
+        con.print("[bold]events[/]")
+        for e in d.events[-10:]:
+            detail = e["details"].get("error") or e["details"].get("version") or ""
+            con.print(f"  {e['at'][:19]}  {e['action']}  {detail}")
 
 
 @app.command()
 def predictions(
     deployment: str,
     since: Annotated[str | None, typer.Option("--since", help="ISO-8601 time.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most this many rows.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many rows (the newest).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The prediction log of a deployment, with labels where feedback arrived."""
-    _not_yet("predictions", "the serving work (issue 5)")
+    frame = _client().get_predictions(deployment, since=since, limit=limit)
+    if as_json:
+        out = frame.copy()
+        if len(out):
+            out["time"] = out["time"].map(lambda t: t.isoformat())
+        _print_json(json.loads(out.to_json(orient="records", date_format="iso")))
+        return
+    if not len(frame):
+        typer.echo(f"no predictions logged for {deployment} yet")
+        return
+    from rich.table import Table
+
+    shown = [c for c in frame.columns if c not in ("row", "model")]
+    table = Table(*shown, box=None)
+    for rec in frame[shown].itertuples(index=False):
+        table.add_row(*[str(v)[:24] for v in rec])
+    _console().print(table)
 
 
 @app.command()

@@ -27,6 +27,11 @@ from stead.settings import Settings
 from stead.tracking import default_store
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    import pandas as pd
+
+    from stead.entities import Deployment
     from stead.flavors import LoadedModel
     from stead.store.sql import SqlStore
 
@@ -224,3 +229,54 @@ class Client:
         from stead.lineage import build_graph
 
         return build_graph(self.store, Ref.parse(ref) if isinstance(ref, str) else ref, direction, depth)
+
+    # ---- deployments (issue 5)
+    def deploy(
+        self,
+        ref: str | Ref | ModelVersion,
+        deployment: str,
+        canary: float | None = None,
+        ab: float | None = None,
+        shadow: bool = False,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> Deployment:
+        """Route ``deployment`` to the version ``ref`` names now (an alias is pinned when deploying).
+
+        No flag: that version serves alone. ``canary=10`` sends it 10% of requests beside the primary,
+        ``ab=50`` splits sticky on the request's ``routing_key``, ``shadow=True`` copies every request to it
+        after the answer is sent. A ``rejected`` version needs ``force=True`` with a ``reason`` (admin).
+        """
+        from stead.deployments import deploy
+
+        return deploy(self.store, ref, deployment, canary, ab, shadow, force, reason, self.settings.user)
+
+    def promote(self, deployment: str, reason: str | None = None) -> Deployment:
+        """Make the canary (or A/B) route the sole route and move ``champion`` to it, atomically."""
+        from stead.deployments import promote
+
+        return promote(self.store, deployment, reason, self.settings.user)
+
+    def rollback(self, deployment: str, reason: str | None = None) -> Deployment:
+        """Return ``deployment`` to its previous routes at once (stored as a new revision)."""
+        from stead.deployments import rollback
+
+        return rollback(self.store, deployment, reason, self.settings.user)
+
+    def get_deployment(self, name: str, history: int = 20) -> Deployment:
+        """A deployment: its routes and shares, its last ``history`` revisions and its serving events."""
+        return self.store.get_deployment(name, history)
+
+    def list_deployments(self) -> list[Deployment]:
+        """Every deployment with its current routes."""
+        return self.store.list_deployments()
+
+    def get_predictions(
+        self, deployment: str, since: datetime | str | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """The prediction log of ``deployment`` (``request_id``, ``time``, ``version``, ``route``,
+        ``latency_ms``, ``label``, ``inputs.<column>``, ``outputs.<name>``), oldest first; ``limit`` keeps the
+        newest rows."""
+        from stead.deployments import read_predictions
+
+        return read_predictions(self.store, deployment, since, limit)

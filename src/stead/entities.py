@@ -22,11 +22,14 @@ __all__ = [
     "AliasMove",
     "DatasetUse",
     "DatasetVersion",
+    "Deployment",
+    "DeploymentRevision",
     "Experiment",
     "LineageGraph",
     "MetricPoint",
     "ModelVersion",
     "Ref",
+    "Route",
     "Run",
     "RunList",
     "check_alias",
@@ -207,6 +210,49 @@ class Alert(_Frozen):
     resolved_at: datetime | None = None
     acknowledged: bool = False
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- deployments (issue 5)
+RouteKind = Literal["primary", "canary", "ab", "shadow"]
+ROUTE_KINDS: tuple[str, ...] = ("primary", "canary", "ab", "shadow")
+
+
+class Route(_Frozen):
+    """One route of a deployment: which version gets what share of the traffic, and how it is chosen.
+
+    ``weight`` is the share (0-1) of requests for ``primary``, ``canary`` and ``ab`` routes (they add up to 1);
+    for ``shadow`` it is the share of requests copied to it after the answer is sent.
+    """
+
+    model: str
+    version: int
+    kind: RouteKind
+    weight: float
+
+
+class DeploymentRevision(_Frozen):
+    """One stored set of routes of a deployment, with who changed it, why, when and how."""
+
+    deployment: str
+    revision: int
+    routes: list[Route]
+    actor: str
+    reason: str | None = None
+    source: str
+    at: datetime
+
+
+class Deployment(_Frozen):
+    """A deployment's current routes (``revision`` is the latest stored revision) and, when asked, history."""
+
+    name: str
+    model: str
+    revision: int
+    routes: list[Route]
+    created_at: datetime
+    updated_at: datetime
+    history: list[DeploymentRevision] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class LineageGraph(_Frozen):

@@ -538,3 +538,109 @@ class HttpStore:
 
     def audit_log(self, target: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         return self._call("audit_log", target=target, limit=limit)  # type: ignore[no-any-return]
+
+    # ---- deployments (issue 5); their entities are imported at the end of this module
+    def write_deployment(
+        self,
+        name: str,
+        routes: list[dict[str, Any]],
+        expected_revision: int | None,
+        actor: str | None = None,
+        reason: str | None = None,
+        source: str = "deploy",
+        champion: int | None = None,
+    ) -> Deployment:
+        return self._call(  # type: ignore[no-any-return]
+            "write_deployment",
+            name=name,
+            routes=routes,
+            expected_revision=expected_revision,
+            actor=actor or self.settings.user,
+            reason=reason,
+            source=source,
+            champion=champion,
+        )
+
+    def force_deployment(
+        self,
+        name: str,
+        routes: list[dict[str, Any]],
+        expected_revision: int | None,
+        reason: str,
+        actor: str | None = None,
+        source: str = "deploy",
+        champion: int | None = None,
+    ) -> Deployment:
+        return self._call(  # type: ignore[no-any-return]
+            "force_deployment",
+            name=name,
+            routes=routes,
+            expected_revision=expected_revision,
+            reason=reason,
+            actor=actor or self.settings.user,
+            source=source,
+            champion=champion,
+        )
+
+    def get_deployment(self, name: str, history: int = 20) -> Deployment:
+        return self._call("get_deployment", name=name, history=history)  # type: ignore[no-any-return]
+
+    def list_deployments(self) -> list[Deployment]:
+        return self._call("list_deployments")  # type: ignore[no-any-return]
+
+    def deployment_history(self, name: str, limit: int = 1000) -> list[DeploymentRevision]:
+        return self._call("deployment_history", name=name, limit=limit)  # type: ignore[no-any-return]
+
+    def deployment_revisions(self) -> dict[str, int]:
+        return self._call("deployment_revisions")  # type: ignore[no-any-return]
+
+    def record_deployment_event(
+        self, name: str, action: str, details: dict[str, Any], reason: str | None = None, actor: str | None = None
+    ) -> None:
+        self._call(
+            "record_deployment_event",
+            name=name,
+            action=action,
+            details=details,
+            reason=reason,
+            actor=actor or self.settings.user,
+        )
+
+    def add_prediction_segment(
+        self,
+        deployment: str,
+        digest: str,
+        rows: int,
+        min_time: float,
+        max_time: float,
+        writer: str,
+        sequence: int,
+    ) -> bool:
+        return self._call(  # type: ignore[no-any-return]
+            "add_prediction_segment",
+            deployment=deployment,
+            digest=digest,
+            rows=rows,
+            min_time=min_time,
+            max_time=max_time,
+            writer=writer,
+            sequence=sequence,
+        )
+
+    def prediction_segments(
+        self, deployment: str, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        return self._call(  # type: ignore[no-any-return]
+            "prediction_segments", deployment=deployment, since=since, until=until
+        )
+
+    def record_feedback(self, deployment: str, labels: dict[str, Any]) -> int:
+        return self._call("record_feedback", deployment=deployment, labels=labels)  # type: ignore[no-any-return]
+
+    def get_feedback(self, deployment: str, request_ids: list[str] | None = None) -> dict[str, Any]:
+        return self._call(  # type: ignore[no-any-return]
+            "get_feedback", deployment=deployment, request_ids=request_ids
+        )
+
+
+from stead.entities import Deployment, DeploymentRevision  # noqa: E402 - the deployments section's entities

@@ -258,3 +258,30 @@ CODECS: dict[str, Codec] = {
     "aliasmoves": entities_codec(AliasMove),
     "usage": Codec(encode=to_wire, decode=_decode_usage),  # dicts whose "at" is a datetime
 }
+
+
+# ---- deployments (issue 5): routes and codecs of the deployment and prediction-log store methods
+from stead.entities import Deployment, DeploymentRevision  # noqa: E402
+
+CODECS.update(
+    {
+        "deployment": entity_codec(Deployment),
+        "deployments": entities_codec(Deployment),
+        "revisions": entities_codec(DeploymentRevision),
+    }
+)
+# fmt: off
+ROUTES.update({
+    "write_deployment":        Route("POST", "/deployments/{name}/revisions",       "write", "deployment"),
+    "force_deployment":        Route("POST", "/deployments/{name}/forced-revisions", "admin", "deployment"),
+    "get_deployment":          Route("GET",  "/deployments/{name}",                 "read",  "deployment"),
+    "list_deployments":        Route("GET",  "/deployments",                        "read",  "deployments"),
+    "deployment_history":      Route("GET",  "/deployments/{name}/revisions",       "read",  "revisions"),
+    "deployment_revisions":    Route("GET",  "/deployment-revisions",               "read",  "json"),
+    "record_deployment_event": Route("POST", "/deployments/{name}/events",          "write", "none"),
+    "add_prediction_segment":  Route("POST", "/predictions/{deployment}/segments",  "write", "json"),
+    "prediction_segments":     Route("GET",  "/predictions/{deployment}/segments",  "read",  "json"),
+    "record_feedback":         Route("POST", "/predictions/{deployment}/feedback",  "write", "json"),
+    "get_feedback":            Route("POST", "/predictions/{deployment}/feedback/query", "read", "json"),
+})
+# fmt: on

@@ -25,6 +25,8 @@ from stead.entities import (
     AliasMove,
     DatasetUse,
     DatasetVersion,
+    Deployment,
+    DeploymentRevision,
     Experiment,
     MetricPoint,
     ModelVersion,
@@ -36,6 +38,7 @@ from stead.entities import (
     check_key,
     check_name,
 )
+from stead.entities import Route as DeploymentRoute
 from stead.errors import ConflictError, NotFoundError, ValidationError
 from stead.settings import Settings
 from stead.store import schema as s
@@ -1111,5 +1114,378 @@ class SqlStore:
                 }
                 for r in rows
             ]
+
+        return self._read(read)
+
+    # ---- deployments (issue 5)
+    # A deployment's routes change only by writing a new ``deployment_revisions`` row and bumping
+    # ``deployments.revision`` in the same transaction, compare-and-set on the revision the caller read, so two
+    # writers never interleave; servers poll ``deployment_revisions()`` (one tiny query) to notice changes.
+
+    def _deployment_row(self, conn: Connection, name: str, lock: bool = False) -> Any:
+        stmt = select(s.deployments).where(s.deployments.c.name == name)
+        row = conn.execute(stmt.with_for_update() if lock else stmt).first()
+        if row is None:
+            known = [r[0] for r in conn.execute(select(s.deployments.c.name).order_by(s.deployments.c.name))]
+            raise NotFoundError(
+                f"no deployment named {name!r}. Known deployments: {', '.join(known) or '(none yet)'}",
+                hint="create one with: stead deploy NAME@ALIAS --to DEPLOYMENT",
+                details={"known": known},
+            )
+        return row
+
+    @staticmethod
+    def _revision(r: Any) -> DeploymentRevision:
+        return DeploymentRevision(
+            deployment=r.deployment,
+            revision=r.revision,
+            routes=[DeploymentRoute.model_validate(x) for x in r.routes],
+            actor=r.actor,
+            reason=r.reason,
+            source=r.source,
+            at=_dt(r.at),
+        )
+
+    def _put_revision(
+        self,
+        name: str,
+        routes: list[dict[str, Any]],
+        expected_revision: int | None,
+        actor: str | None,
+        reason: str | None,
+        source: str,
+        champion: int | None,
+        forced: bool,
+    ) -> Deployment:
+        check_name(name, "deployment name")
+        parsed = [DeploymentRoute.model_validate(r) for r in routes]
+        primaries = [r for r in parsed if r.kind == "primary"]
+        if len(primaries) != 1:
+            raise ValidationError(f"deployment {name!r}: routes need exactly one primary, got {len(primaries)}")
+        split = sum(r.weight for r in parsed if r.kind != "shadow")
+        if abs(split - 1.0) > 1e-9 or any(not 0.0 <= r.weight <= 1.0 for r in parsed):
+            raise ValidationError(
+                f"deployment {name!r}: primary, canary and ab weights must each be 0-1 and add up to 1, got {split:g}"
+            )
+        if forced and (not isinstance(reason, str) or not reason.strip()):
+            raise ValidationError("a forced deploy needs a reason", hint="stead deploy … --force --reason '…'")
+        model = primaries[0].model
+        who = actor or self.settings.user
+        now = time.time()
+
+        def write(conn: Connection) -> int:
+            for r in parsed:
+                row = self._version_row(conn, r.model, r.version)
+                if row.state == "rejected":
+                    if not forced:
+                        raise ConflictError(
+                            f"model {r.model}/{r.version} is rejected: it may not serve"
+                            + (f" ({row.state_reason})" if row.state_reason else ""),
+                            hint="an admin may override with: stead deploy "
+                            f"{r.model}/{r.version} --to {name} --force --reason '…'",
+                        )
+                    self._audit(
+                        conn,
+                        who,
+                        "force_deploy",
+                        f"model:{r.model}/{r.version}",
+                        reason,
+                        {"deployment": name, "kind": r.kind, "weight": r.weight},
+                        now,
+                    )
+            current = conn.execute(
+                select(s.deployments.c.revision).where(s.deployments.c.name == name).with_for_update()
+            ).first()
+            have = None if current is None else int(current[0])
+            if have != expected_revision:
+                raise ConflictError(
+                    f"deployment {name!r} is at revision {have if have is not None else '(none)'}, not "
+                    f"{expected_revision if expected_revision is not None else '(none)'}: it changed in between",
+                    hint=f"look at it again with: stead deployments show {name}",
+                    details={"current": have, "expected": expected_revision},
+                )
+            number = 1 if have is None else have + 1
+            if have is None:
+                conn.execute(
+                    insert(s.deployments).values(name=name, model=model, revision=1, created_at=now, updated_at=now)
+                )
+            else:
+                conn.execute(
+                    update(s.deployments)
+                    .where(s.deployments.c.name == name)
+                    .values(model=model, revision=number, updated_at=now)
+                )
+            conn.execute(
+                insert(s.deployment_revisions).values(
+                    deployment=name,
+                    revision=number,
+                    routes=[r.model_dump() for r in parsed],
+                    actor=who,
+                    reason=reason,
+                    source=source,
+                    at=now,
+                )
+            )
+            for r in parsed:
+                attrs = {"kind": r.kind, "share": r.weight, "revision": number}
+                stmt = self._upsert(s.lineage_edges).values(
+                    source=f"version:{r.model}/{r.version}",
+                    target=f"deployment:{name}",
+                    kind="serves",
+                    at=now,
+                    attrs=attrs,
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["source", "target", "kind"], set_={"attrs": stmt.excluded.attrs, "at": now}
+                    )
+                )
+            if champion is not None:
+                self._move_alias_in(conn, model, "champion", champion, who, reason or f"{source} of {name}", now)
+            return number
+
+        try:
+            self._write(write)
+        except SAIntegrityError as exc:  # two writers raced for the same new revision number
+            raise ConflictError(
+                f"deployment {name!r} changed in between", hint=f"look at it again with: stead deployments show {name}"
+            ) from exc
+        return self.get_deployment(name)
+
+    def _move_alias_in(
+        self, conn: Connection, name: str, alias: str, version: int, actor: str, reason: str | None, at: float
+    ) -> None:
+        self._version_row(conn, name, version)
+        where = and_(s.aliases.c.name == name, s.aliases.c.alias == alias)
+        row = conn.execute(select(s.aliases.c.version, s.aliases.c.revision).where(where).with_for_update()).first()
+        if row is None:
+            conn.execute(insert(s.aliases).values(name=name, alias=alias, version=version, revision=1, updated_at=at))
+        else:
+            conn.execute(
+                update(s.aliases).where(where).values(version=version, revision=int(row[1]) + 1, updated_at=at)
+            )
+        self._alias_audit(conn, name, alias, None if row is None else int(row[0]), version, actor, reason, "moved", at)
+
+    def write_deployment(
+        self,
+        name: str,
+        routes: list[dict[str, Any]],
+        expected_revision: int | None,
+        actor: str | None = None,
+        reason: str | None = None,
+        source: str = "deploy",
+        champion: int | None = None,
+    ) -> Deployment:
+        """Store ``routes`` (``{model, version, kind, weight}`` each) as the next revision of deployment ``name``.
+
+        Compare-and-set: the deployment must be at ``expected_revision`` now (None: must not exist yet), else
+        ConflictError. A ``rejected`` version is refused (see ``force_deployment``). With ``champion``, the
+        primary model's ``champion`` alias moves to that version in the same transaction (an audited move).
+        Each route also gets the lineage edge ``version:<m>/<v> -> deployment:<name>`` (kind ``serves``).
+        """
+        return self._put_revision(name, routes, expected_revision, actor, reason, source, champion, forced=False)
+
+    def force_deployment(
+        self,
+        name: str,
+        routes: list[dict[str, Any]],
+        expected_revision: int | None,
+        reason: str,
+        actor: str | None = None,
+        source: str = "deploy",
+        champion: int | None = None,
+    ) -> Deployment:
+        """``write_deployment`` that may route to ``rejected`` versions: needs a reason, audited per version."""
+        return self._put_revision(name, routes, expected_revision, actor, reason, source, champion, forced=True)
+
+    def get_deployment(self, name: str, history: int = 20) -> Deployment:
+        """A deployment's current routes, its last ``history`` revisions (oldest first) and its serving events."""
+
+        def read(conn: Connection) -> Deployment:
+            row = self._deployment_row(conn, name)
+            revs = conn.execute(
+                select(s.deployment_revisions)
+                .where(s.deployment_revisions.c.deployment == name)
+                .order_by(s.deployment_revisions.c.revision.desc())
+                .limit(max(1, history))
+            ).all()
+            revisions = [self._revision(r) for r in reversed(revs)]
+            current = next(r for r in revisions if r.revision == row.revision)
+            events = conn.execute(
+                select(s.audit_log)
+                .where(s.audit_log.c.target == f"deployment:{name}")
+                .order_by(s.audit_log.c.id.desc())
+                .limit(50)
+            ).all()
+            return Deployment(
+                name=row.name,
+                model=row.model,
+                revision=row.revision,
+                routes=current.routes,
+                created_at=_dt(row.created_at),
+                updated_at=_dt(row.updated_at),
+                history=revisions if history > 0 else [],
+                events=[
+                    {
+                        "at": datetime.fromtimestamp(e.at, UTC).isoformat(),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "reason": e.reason,
+                        "details": e.details or {},
+                    }
+                    for e in reversed(events)
+                ],
+            )
+
+        return self._read(read)
+
+    def list_deployments(self) -> list[Deployment]:
+        """Every deployment with its current routes (no history)."""
+
+        def read(conn: Connection) -> list[Deployment]:
+            d, r = s.deployments, s.deployment_revisions
+            rows = conn.execute(
+                select(d, r.c.routes)
+                .join(r, and_(r.c.deployment == d.c.name, r.c.revision == d.c.revision))
+                .order_by(d.c.name)
+            ).all()
+            return [
+                Deployment(
+                    name=x.name,
+                    model=x.model,
+                    revision=x.revision,
+                    routes=[DeploymentRoute.model_validate(v) for v in x.routes],
+                    created_at=_dt(x.created_at),
+                    updated_at=_dt(x.updated_at),
+                )
+                for x in rows
+            ]
+
+        return self._read(read)
+
+    def deployment_history(self, name: str, limit: int = 1000) -> list[DeploymentRevision]:
+        """Every revision of a deployment's routes, oldest first."""
+
+        def read(conn: Connection) -> list[DeploymentRevision]:
+            self._deployment_row(conn, name)
+            rows = conn.execute(
+                select(s.deployment_revisions)
+                .where(s.deployment_revisions.c.deployment == name)
+                .order_by(s.deployment_revisions.c.revision.desc())
+                .limit(limit)
+            ).all()
+            return [self._revision(r) for r in reversed(rows)]
+
+        return self._read(read)
+
+    def deployment_revisions(self) -> dict[str, int]:
+        """``{deployment: current revision}``: the one cheap query a server polls to notice route changes."""
+
+        def read(conn: Connection) -> dict[str, int]:
+            return {r[0]: int(r[1]) for r in conn.execute(select(s.deployments.c.name, s.deployments.c.revision))}
+
+        return self._read(read)
+
+    def record_deployment_event(
+        self, name: str, action: str, details: dict[str, Any], reason: str | None = None, actor: str | None = None
+    ) -> None:
+        """Keep a serving event of a deployment (e.g. ``load_failed``) in the audit log as ``deployment:<name>``."""
+        who = actor or self.settings.user
+        self._write(lambda conn: self._audit(conn, who, action, f"deployment:{name}", reason, details))
+
+    # ---- prediction log (issue 5)
+    def add_prediction_segment(
+        self,
+        deployment: str,
+        digest: str,
+        rows: int,
+        min_time: float,
+        max_time: float,
+        writer: str,
+        sequence: int,
+    ) -> bool:
+        """Index a Parquet segment (already durable in the artifact store); False when ``(writer, sequence)`` was
+        indexed before, so replaying a write-ahead file after a crash never adds its rows twice."""
+        now = time.time()
+
+        def write(conn: Connection) -> bool:
+            stmt = self._upsert(s.prediction_segments).values(
+                deployment=deployment,
+                digest=digest,
+                rows=rows,
+                min_time=min_time,
+                max_time=max_time,
+                writer=writer,
+                sequence=sequence,
+                created_at=now,
+            )
+            result = conn.execute(stmt.on_conflict_do_nothing(index_elements=["writer", "sequence"]))
+            return bool(result.rowcount)
+
+        return self._write(write)
+
+    def prediction_segments(
+        self, deployment: str, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The segments of a deployment's prediction log that may hold rows in ``[since, until]``, oldest first."""
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            ps = s.prediction_segments
+            stmt = select(ps).where(ps.c.deployment == deployment)
+            if since is not None:
+                stmt = stmt.where(ps.c.max_time >= since)
+            if until is not None:
+                stmt = stmt.where(ps.c.min_time <= until)
+            rows = conn.execute(stmt.order_by(ps.c.min_time, ps.c.id)).all()
+            return [
+                {
+                    "digest": r.digest,
+                    "rows": r.rows,
+                    "min_time": r.min_time,
+                    "max_time": r.max_time,
+                    "writer": r.writer,
+                    "sequence": r.sequence,
+                }
+                for r in rows
+            ]
+
+        return self._read(read)
+
+    def record_feedback(self, deployment: str, labels: dict[str, Any]) -> int:
+        """Store ground-truth ``labels`` (``{request_id: label}``) of a deployment; a later label replaces one."""
+        now = time.time()
+
+        def write(conn: Connection) -> int:
+            for request_id, label in labels.items():
+                stmt = self._upsert(s.feedback).values(
+                    deployment=deployment, request_id=request_id, label=label, at=now
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["deployment", "request_id"], set_={"label": stmt.excluded.label, "at": now}
+                    )
+                )
+            return len(labels)
+
+        return self._write(write)
+
+    def get_feedback(self, deployment: str, request_ids: list[str] | None = None) -> dict[str, Any]:
+        """``{request_id: label}`` of a deployment (of the given request ids, or all)."""
+
+        def read(conn: Connection) -> dict[str, Any]:
+            fb = s.feedback
+            out: dict[str, Any] = {}
+            if request_ids is None:
+                for r in conn.execute(select(fb.c.request_id, fb.c.label).where(fb.c.deployment == deployment)):
+                    out[r[0]] = r[1]
+                return out
+            for i in range(0, len(request_ids), 500):
+                chunk = request_ids[i : i + 500]
+                stmt = select(fb.c.request_id, fb.c.label).where(
+                    fb.c.deployment == deployment, fb.c.request_id.in_(chunk)
+                )
+                for r in conn.execute(stmt):
+                    out[r[0]] = r[1]
+            return out
 
         return self._read(read)
