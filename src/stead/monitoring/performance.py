@@ -242,7 +242,7 @@ def window_ids(times: Any, window: int | float | None, *, by: Literal["rows", "s
 
 
 def _has_label(labels: pd.Series[Any]) -> npt.NDArray[np.bool_]:
-    mask: npt.NDArray[np.bool_] = labels.notna().to_numpy(dtype=bool)
+    mask: npt.NDArray[np.bool_] = labels.notna().to_numpy(dtype=bool, copy=True)
     if labels.dtype.kind == "f":
         mask &= np.isfinite(labels.to_numpy(dtype=np.float64, na_value=np.nan))
     return mask
