@@ -295,9 +295,13 @@ def read_predictions(
     frame.insert(
         list(frame.columns).index("latency_ms") + 1,
         "label",
-        [
-            _label_of(labels[rid], int(row), int(n)) if rid in labels else None
-            for rid, row, n in zip(frame["request_id"], frame["row"], counts, strict=True)
-        ],
+        pd.Series(
+            [
+                _label_of(labels[rid], int(row), int(n)) if rid in labels else None
+                for rid, row, n in zip(frame["request_id"], frame["row"], counts, strict=True)
+            ],
+            dtype=object,
+            index=frame.index,
+        ),
     )
     return frame  # type: ignore[no-any-return]

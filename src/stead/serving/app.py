@@ -81,9 +81,14 @@ def create_app(
     owned = store is None
     if store is None:
         store = _open_server_store(settings)
+    # ---- prediction serving (issue 5): predict, feedback, KServe v1, readiness, /metrics; started by the lifespan
+    from stead.serving.predict import PredictionService
+
+    service = PredictionService(settings, store)
     routes: list[BaseRoute] = [
         guard(Route("/v2/health/live", _live, methods=["GET"], name="health_live"), "open"),
         *api_routes(store, blob_limit=blob_limit),
+        *service.routes(),
         *extra_routes,
     ]
     authenticator = Authenticator(settings)
@@ -91,7 +96,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            async with service.running():
+                yield
         finally:
             if owned:
                 store.close()
@@ -105,6 +111,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.authenticator = authenticator
+    app.state.predictions = service
     return app
 
 

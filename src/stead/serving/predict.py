@@ -1,0 +1,418 @@
+"""The prediction endpoints over the runtime: ``/v1`` predict and feedback, KServe v1, readiness and
+``/metrics`` (layer: serving).
+
+``PredictionService(settings, store)`` owns a ``Runtime`` (what each deployment serves), a
+``PredictionLog`` (the durable log) and the Prometheus metrics; ``routes()`` are its endpoints and
+``running()`` its lifespan (start: replay leftover write-ahead files, load every deployment, start polling;
+stop: readiness turns 503, the log is written out and compacted).
+
+A predict request: the content type must be JSON (or absent; anything else is 415, and a pickle body is
+never parsed), the body at most ``body_limit`` bytes (413) and valid JSON (400); the deployment must exist
+(404 lists the known ones); the router picks the route; the input is checked against that version's
+signature (422 names each field); the prediction is logged and the answer waits until its log line is
+durable; shadows get their copy after the answer is sent, in one background thread, and can neither slow
+nor fail the answer.
+
+Environment (read when the service is built): ``STEAD_BODY_LIMIT_MB`` (10), ``STEAD_PREDLOG_SYNC``
+(``fsync``, or ``write``: see ``predlog``), ``STEAD_PREDLOG_DIR`` and ``STEAD_POLL_INTERVAL`` (0.25 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from stead.errors import SteadError, ValidationError
+from stead.serving.api import BadRequest, PayloadTooLarge, error_response, internal_error
+from stead.serving.auth import guard
+from stead.serving.predlog import PredictionLog, new_request_id, wal_folder
+from stead.serving.routing import RouteSpec
+from stead.serving.runtime import DeploymentState, Runtime, ServedVersion, parse_inputs
+
+__all__ = ["Metrics", "PredictionService", "UnsupportedMediaType"]
+
+log = logging.getLogger("stead.serving.predict")
+DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
+SHADOW_QUEUE = 256
+FEEDBACK_PENDING_SECONDS = 60.0  # ids younger than this may still sit in a write-ahead file: accepted
+
+
+class UnsupportedMediaType(ValidationError):
+    """The request body is not JSON (415)."""
+
+    status_code = 415
+
+
+class Metrics:
+    """The Prometheus metrics of one serving process (its own registry, so tests can build many apps)."""
+
+    def __init__(self, predlog: PredictionLog) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "stead_requests",
+            "Prediction requests by deployment, version, route and status code.",
+            ["deployment", "version", "route", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "stead_request_latency_seconds",
+            "Prediction request latency, from the request to its durable log line.",
+            ["deployment", "version", "route"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        queue = Gauge("stead_prediction_log_queue", "Predictions waiting for the log writer.", registry=self.registry)
+        queue.set_function(lambda: predlog.queued)
+        dropped = Counter(
+            "stead_prediction_log_dropped",
+            "Answered predictions the log could not keep (queue full or disk error).",
+            registry=self.registry,
+        )
+        self._dropped = dropped
+        self._predlog = predlog
+        self.shadow_dropped = Counter(
+            "stead_shadow_dropped", "Shadow copies skipped because the shadow queue was full.", registry=self.registry
+        )
+        self.shadow_errors = Counter("stead_shadow_errors", "Shadow predictions that failed.", registry=self.registry)
+        self._seen_drops = 0
+        self._lock = threading.Lock()
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        with self._lock:
+            drops = self._predlog.dropped
+            if drops > self._seen_drops:
+                self._dropped.inc(drops - self._seen_drops)
+                self._seen_drops = drops
+        return generate_latest(self.registry)
+
+
+def _content_type_ok(request: Request) -> None:
+    raw = request.headers.get("content-type")
+    if raw is None:
+        return  # the Open Inference Protocol reads a body with no content type as JSON
+    media = raw.split(";", 1)[0].strip().lower()
+    if media in ("application/json", "text/json") or media.endswith("+json"):
+        return
+    raise UnsupportedMediaType(
+        f"the body is {media or 'of no declared type'}; this endpoint reads only JSON",
+        hint="send Content-Type: application/json",
+    )
+
+
+async def _read_json(request: Request, limit: int) -> dict[str, Any]:
+    _content_type_ok(request)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the body has {int(declared)} bytes, over this server's limit of {limit}",
+            hint="send fewer rows per request, or raise STEAD_BODY_LIMIT_MB",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over this server's limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON: {exc}", hint='send e.g. {"instances": [{"col": 1.0}]}') from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _id_time(request_id: str) -> float | None:
+    try:
+        return int(request_id[:12], 16) / 1000.0 if len(request_id) == 32 else None
+    except ValueError:
+        return None
+
+
+class PredictionService:
+    """Prediction serving for one process: runtime, log and metrics; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Any,
+        store: Any,
+        *,
+        body_limit: int | None = None,
+        durability: str | None = None,
+        poll_interval: float | None = None,
+        wal_dir: Any = None,
+    ) -> None:
+        env = os.environ
+        self.store = store
+        self.body_limit = body_limit or int(float(env.get("STEAD_BODY_LIMIT_MB") or 10) * 1024 * 1024)
+        self.predlog = PredictionLog(
+            store, wal_dir or wal_folder(settings), durability=durability or env.get("STEAD_PREDLOG_SYNC") or "fsync"
+        )
+        interval = poll_interval or float(env.get("STEAD_POLL_INTERVAL") or 0.25)
+        self.runtime = Runtime(store, poll_interval=interval, worker=self.predlog.writer)
+        self.metrics = Metrics(self.predlog)
+        self.ready = False
+        self._shadow_pool: ThreadPoolExecutor | None = None
+        self._shadow_inflight = 0
+
+    # ------------------------------------------------------------ lifecycle
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        await asyncio.to_thread(self.predlog.start)
+        try:
+            await asyncio.to_thread(self.runtime.sync)
+        except Exception:
+            log.exception("cannot read the deployments at start; polling will retry")
+        self.runtime.start()
+        self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="stead-shadow")
+        self.ready = True
+        try:
+            yield
+        finally:
+            self.ready = False
+            await self.runtime.stop()
+            self._shadow_pool.shutdown(wait=True, cancel_futures=True)
+            await asyncio.to_thread(self.predlog.stop)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            guard(Route("/v1/deployments/{name}/predict", self.predict, methods=["POST"], name="predict"), "predict"),
+            guard(
+                Route("/v1/deployments/{name}/feedback", self.feedback, methods=["POST"], name="feedback"), "predict"
+            ),
+            guard(
+                Route("/v1/models/{name}:predict", self.kserve_predict, methods=["POST"], name="kserve_v1"), "predict"
+            ),
+            guard(Route("/v2/health/ready", self.health_ready, methods=["GET"], name="health_ready"), "open"),
+            guard(Route("/metrics", self.metrics_endpoint, methods=["GET"], name="metrics"), "open"),
+        ]
+
+    # ------------------------------------------------------------ predict
+    async def _predict(
+        self, name: str, body: Mapping[str, Any], started: float
+    ) -> tuple[DeploymentState, dict[str, Any]]:
+        state = self.runtime.get(name)
+        key = body.get("routing_key")
+        if key is not None and not isinstance(key, str | int):
+            raise ValidationError("routing_key must be a string", details=["routing_key"])
+        choice = state.router.choose(self.runtime.rng, None if key is None else str(key))
+        route = choice.route
+        served = state.versions[(route.model, route.version)]
+        try:
+            columns, n = parse_inputs(body, served.signature)
+        except ValidationError:
+            self.metrics.requests.labels(name, str(route.version), route.kind, "422").inc()
+            raise
+        try:
+            predictions = served.predict(columns)
+        except SteadError:
+            raise
+        except Exception as exc:
+            self.metrics.requests.labels(name, str(route.version), route.kind, "500").inc()
+            log.exception("deployment %s: %s failed to predict", name, served.label)
+            raise SteadError(f"{served.label} failed to predict: {type(exc).__name__}: {exc}") from None
+        self.runtime.remember(name, columns)
+        request_id = new_request_id()
+        now = time.time()
+        latency = (time.perf_counter() - started) * 1000.0
+        record = {
+            "id": request_id,
+            "t": now,
+            "d": name,
+            "m": route.model,
+            "v": route.version,
+            "r": route.kind,
+            "lat": round(latency, 4),
+            "n": n,
+            "in": columns,
+            "out": {"predictions": predictions},
+        }
+        logged = await self.predlog.append(record)
+        answer = {"predictions": predictions, "request_id": request_id, "model": route.model, "version": route.version}
+        self.metrics.requests.labels(name, str(route.version), route.kind, "200").inc()
+        self.metrics.latency.labels(name, str(route.version), route.kind).observe(time.perf_counter() - started)
+        extra = {"logged": logged, "shadows": choice.shadows, "columns": columns, "n": n, "id": request_id}
+        return state, {**answer, "_extra": extra}
+
+    async def predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        name = request.path_params["name"]
+        try:
+            body = await _read_json(request, self.body_limit)
+            state, answer = await self._predict(name, body, started)
+        except SteadError as exc:
+            if exc.status_code != 422:
+                self.metrics.requests.labels(name, "", "", str(exc.status_code)).inc()
+            return error_response(exc)
+        except Exception:
+            self.metrics.requests.labels(name, "", "", "500").inc()
+            return internal_error(f"predict {name}")
+        return self._answer(state, answer)
+
+    def _answer(self, state: DeploymentState, answer: dict[str, Any]) -> Response:
+        extra = answer.pop("_extra")
+        task = None
+        if extra["shadows"]:
+            task = BackgroundTask(self._shadow, state, extra["shadows"], extra["columns"], extra["n"], extra["id"])
+        headers = None if extra["logged"] else {"x-stead-logged": "0"}
+        return JSONResponse(answer, headers=headers, background=task)
+
+    async def kserve_predict(self, request: Request) -> Response:
+        """KServe v1: ``{"instances": [...]}`` (objects, or rows in signature order) -> ``{"predictions": [...]}``."""
+        started = time.perf_counter()
+        name = request.path_params["name"]
+        try:
+            body = await _read_json(request, self.body_limit)
+            instances = body.get("instances", body.get("inputs"))
+            if isinstance(instances, list) and instances and isinstance(instances[0], list):
+                state = self.runtime.get(name)
+                primary = state.versions[(state.router.primary.model, state.router.primary.version)]
+                names = [str(c["name"]) for c in primary.signature.get("inputs") or []]
+                if any(not isinstance(row, list) or len(row) != len(names) for row in instances):
+                    raise ValidationError(f"each instance must be a list of {len(names)} values: {', '.join(names)}")
+                body = {**body, "instances": [dict(zip(names, row, strict=True)) for row in instances]}
+            elif "instances" not in body and isinstance(instances, list):
+                body = {**body, "instances": instances}
+            state, answer = await self._predict(name, body, started)
+        except SteadError as exc:
+            return error_response(exc)
+        except Exception:
+            return internal_error(f"kserve predict {name}")
+        return self._answer(state, answer)
+
+    def _shadow(
+        self, state: DeploymentState, shadows: tuple[RouteSpec, ...], columns: dict[str, Any], n: int, rid: str
+    ) -> None:
+        pool = self._shadow_pool
+        for spec in shadows:
+            if pool is None or self._shadow_inflight >= SHADOW_QUEUE:
+                self.metrics.shadow_dropped.inc()
+                continue
+            self._shadow_inflight += 1
+            try:
+                pool.submit(self._run_shadow, state.name, state.versions[(spec.model, spec.version)], columns, n, rid)
+            except RuntimeError:  # shutting down
+                self._shadow_inflight -= 1
+
+    def _run_shadow(self, name: str, served: ServedVersion, columns: dict[str, Any], n: int, rid: str) -> None:
+        try:
+            started = time.perf_counter()
+            try:
+                parse_inputs({"inputs": columns}, served.signature)
+                predictions = served.predict(columns)
+            except Exception:
+                self.metrics.shadow_errors.inc()
+                return
+            record = {
+                "id": rid,
+                "t": time.time(),
+                "d": name,
+                "m": served.model,
+                "v": served.version,
+                "r": "shadow",
+                "lat": round((time.perf_counter() - started) * 1000.0, 4),
+                "n": n,
+                "in": columns,
+                "out": {"predictions": predictions},
+            }
+            self.predlog.submit(record)
+        finally:
+            self._shadow_inflight -= 1
+
+    # ------------------------------------------------------------ feedback
+    def _known_ids(self, deployment: str, ids: list[str]) -> set[str]:
+        import pyarrow.parquet as pq
+
+        known: set[str] = set()
+        now = time.time()
+        older: dict[str, float] = {}
+        for rid in ids:
+            t = _id_time(rid)
+            if t is None:
+                continue
+            if now - t < FEEDBACK_PENDING_SECONDS:
+                known.add(rid)
+            else:
+                older[rid] = t
+        if older:
+            segments = self.store.prediction_segments(
+                deployment, since=min(older.values()) - 1.0, until=max(older.values()) + 1.0
+            )
+            wanted = set(older)
+            for seg in segments:
+                if not any(seg["min_time"] - 1.0 <= older[r] <= seg["max_time"] + 1.0 for r in wanted - known):
+                    continue
+                with self.store.artifacts.open(seg["digest"]) as fh:
+                    table = pq.read_table(io.BytesIO(fh.read()), columns=["request_id"])
+                known.update(wanted.intersection(table.column("request_id").to_pylist()))
+                if known >= wanted:
+                    break
+        return known
+
+    async def feedback(self, request: Request) -> Response:
+        """``{"request_id", "label"}`` or a list of them -> ``{"accepted": N, "unknown": [ids]}``."""
+        name = request.path_params["name"]
+        try:
+            _content_type_ok(request)
+            raw = await request.body()
+            if len(raw) > self.body_limit:
+                raise PayloadTooLarge(f"the body is over this server's limit of {self.body_limit} bytes")
+            try:
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise BadRequest(f"the body is not JSON: {exc}") from None
+            items = data if isinstance(data, list) else [data]
+            if isinstance(data, dict) and isinstance(data.get("feedback"), list):
+                items = data["feedback"]
+            problems = [
+                f"item {i}: needs request_id (a string) and label"
+                for i, item in enumerate(items)
+                if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or "label" not in item
+            ]
+            if problems:
+                raise ValidationError("; ".join(problems[:10]), details=problems)
+            if name not in self.runtime.revisions:
+                self.runtime.get(name)  # 404 listing the known deployments
+            labels = {item["request_id"]: item["label"] for item in items}
+            known = await run_in_threadpool(self._known_ids, name, list(labels))
+            accepted = {rid: label for rid, label in labels.items() if rid in known}
+            if accepted:
+                await run_in_threadpool(self.store.record_feedback, name, accepted)
+            unknown = [item["request_id"] for item in items if item["request_id"] not in known]
+            return JSONResponse({"accepted": len(accepted), "unknown": unknown})
+        except SteadError as exc:
+            return error_response(exc)
+        except Exception:
+            return internal_error(f"feedback {name}")
+
+    # ------------------------------------------------------------ health and metrics
+    async def health_ready(self, request: Request) -> Response:
+        if not self.ready:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({"ready": True, "deployments": sorted(self.runtime.states)})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,357 @@
+"""The prediction server: handler tests on Starlette's TestClient, and crash, rollback and two-process tests
+against real uvicorn servers over loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+from stead.client import Client
+from stead.serving.app import create_app
+from stead.settings import Settings
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for its ``httpx2`` fork in the TestClient; plain httpx still works the same.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+
+def _train(c: float) -> Any:
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {"a": rng.normal(size=200), "b": rng.normal(size=200), "plan": rng.choice(["free", "pro"], size=200)}
+    )
+    y = ((X["a"] + X["b"] > 0) | (X["plan"] == "pro")).astype(int)
+    pre = ColumnTransformer([("num", "passthrough", ["a", "b"]), ("cat", OneHotEncoder(), ["plan"])])
+    return make_pipeline(pre, LogisticRegression(C=c)).fit(X, y), X.head(5)
+
+
+@pytest.fixture
+def store_settings(tmp_path: Path) -> Iterator[Settings]:
+    from stead.tracking import close_stores
+
+    yield Settings(uri=str(tmp_path / "store"), user="tester")
+    close_stores()
+
+
+@pytest.fixture
+def deployed(store_settings: Settings) -> Client:
+    """``churn`` versions 1 and 2 registered, ``churn-api`` serving version 1."""
+    client = Client(settings=store_settings)
+    for c in (1.0, 0.01):
+        model, example = _train(c)
+        client.register_model("churn", model, input_example=example)
+    client.deploy("churn/1", "churn-api")
+    return client
+
+
+ROW = {"a": 0.5, "b": -1.0, "plan": "pro"}
+
+
+@pytest.fixture
+def http(deployed: Client, store_settings: Settings) -> Iterator[TestClient]:
+    app = create_app(store_settings)
+    app.state.predictions.runtime.poll_interval = 0.05
+    with TestClient(app) as tc:
+        yield tc
+
+
+def _flush(tc: TestClient) -> None:
+    tc.app.state.predictions.predlog.flush()  # type: ignore[attr-defined]
+
+
+def test_predict_answers_and_logs(http: TestClient, deployed: Client) -> None:
+    r = http.post("/v1/deployments/churn-api/predict", json={"instances": [ROW, {**ROW, "plan": "free"}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "churn" and body["version"] == 1 and len(body["predictions"]) == 2
+    assert len(body["request_id"]) == 32
+    r2 = http.post("/v1/deployments/churn-api/predict", json={"inputs": {"a": [1.0], "b": [2], "plan": ["free"]}})
+    assert r2.status_code == 200, r2.text
+    _flush(http)
+    frame = deployed.get_predictions("churn-api")
+    assert list(frame["request_id"]) == [body["request_id"]] * 2 + [r2.json()["request_id"]]
+    assert list(frame["version"]) == [1, 1, 1] and set(frame["route"]) == {"primary"}
+    assert list(frame["inputs.plan"]) == ["pro", "free", "free"]
+    assert list(frame["outputs.predictions"]) == body["predictions"] + r2.json()["predictions"]
+    assert {"time", "latency_ms", "label", "inputs.a", "inputs.b"} <= set(frame.columns)
+    assert deployed.get_predictions("churn-api", limit=1)["request_id"].tolist() == [r2.json()["request_id"]]
+
+
+def test_bad_inputs_get_their_status_and_the_server_keeps_serving(http: TestClient) -> None:
+    url = "/v1/deployments/churn-api/predict"
+    r = http.post(url, json={"instances": [{"a": 1.0, "plan": 3, "zip": "x"}]})
+    assert r.status_code == 422
+    msg = r.json()["message"]
+    assert "b: missing" in msg and "zip: not in the signature" in msg and "plan: row 0 is integer" in msg
+    assert set(r.json()["details"]) == {"b", "zip", "plan"}
+    r = http.post(url, json={"instances": [{**ROW, "a": "high"}]})
+    assert r.status_code == 422 and "a: row 0 is string, expected a number" in r.json()["message"]
+    r = http.post(url, json={"rows": []})
+    assert r.status_code == 422 and "instances" in r.json()["message"]
+    r = http.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not JSON" in r.json()["message"]
+    import pickle
+
+    r = http.post(url, content=pickle.dumps(ROW), headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 415 and "reads only JSON" in r.json()["message"]
+    big = b'{"instances": [' + b'{"a": 1.0},' * 1_000_000 + b"{}]}"
+    r = http.post(url, content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["message"]
+    r = http.post("/v1/deployments/nope/predict", json={"instances": [ROW]})
+    assert r.status_code == 404 and "Known deployments: churn-api" in r.json()["message"]
+    r = http.post(url, content=b'{"instances": [{"a": 0.5, "b": -1.0, "plan": "pro"}]}')  # no content type: JSON
+    assert r.status_code == 200, r.text
+    metrics = http.get("/metrics").text
+    assert 'stead_requests_total{code="422",deployment="churn-api",route="primary",version="1"} 3.0' in metrics
+
+
+def test_feedback_joins_labels_by_request_id(http: TestClient, deployed: Client) -> None:
+    url = "/v1/deployments/churn-api/predict"
+    ids = [http.post(url, json={"instances": [ROW]}).json()["request_id"] for _ in range(3)]
+    r = http.post("/v1/deployments/churn-api/feedback", json={"request_id": ids[0], "label": 1})
+    assert r.json() == {"accepted": 1, "unknown": []}
+    r = http.post(
+        "/v1/deployments/churn-api/feedback",
+        json=[{"request_id": ids[1], "label": 0}, {"request_id": "nope", "label": 1}],
+    )
+    assert r.json() == {"accepted": 1, "unknown": ["nope"]}
+    _flush(http)
+    frame = deployed.get_predictions("churn-api")
+    assert dict(zip(frame["request_id"], frame["label"], strict=True)) == {ids[0]: 1, ids[1]: 0, ids[2]: None}
+    r = http.post("/v1/deployments/churn-api/feedback", json=[{"label": 1}])
+    assert r.status_code == 422
+
+
+def test_route_changes_are_served_within_a_second(http: TestClient, deployed: Client) -> None:
+    url = "/v1/deployments/churn-api/predict"
+    deployed.deploy("churn/2", "churn-api")
+    deadline = time.monotonic() + 1.0
+    while http.post(url, json={"instances": [ROW]}).json()["version"] != 2:
+        assert time.monotonic() < deadline, "the new revision was not served within 1 s"
+    deployed.rollback("churn-api")
+    deadline = time.monotonic() + 1.0
+    while http.post(url, json={"instances": [ROW]}).json()["version"] != 1:
+        assert time.monotonic() < deadline
+    deployed.deploy("churn/2", "churn-api", canary=30)
+    time.sleep(0.3)
+    versions = [http.post(url, json={"instances": [ROW]}).json()["version"] for _ in range(400)]
+    assert 0.2 < versions.count(2) / 400 < 0.4
+
+
+def test_shadow_is_logged_but_never_answers(http: TestClient, deployed: Client) -> None:
+    deployed.deploy("churn/2", "churn-api", shadow=True)
+    time.sleep(0.3)
+    ids = [http.post("/v1/deployments/churn-api/predict", json={"instances": [ROW]}).json() for _ in range(20)]
+    assert {b["version"] for b in ids} == {1}
+    time.sleep(0.2)
+    _flush(http)
+    frame = deployed.get_predictions("churn-api")
+    shadow = frame[frame["route"] == "shadow"]
+    assert len(shadow) == 20 and set(shadow["version"]) == {2}
+    assert set(shadow["request_id"]) == {b["request_id"] for b in ids}
+
+
+def test_corrupted_version_keeps_the_old_one_serving(http: TestClient, deployed: Client) -> None:
+    model, example = _train(5.0)
+    mv = deployed.register_model("churn", model, input_example=example)
+    artifacts = deployed.store.artifacts
+    digest = sorted(mv.manifest.values())[0]
+    path = artifacts.local_path(digest)
+    assert path is not None
+    os.chmod(path, 0o644)
+    path.write_bytes(b"garbage")
+    deployed.deploy(f"churn/{mv.version}", "churn-api")
+    time.sleep(0.5)
+    versions = {http.post("/v1/deployments/churn-api/predict", json={"instances": [ROW]}).json()["version"]}
+    assert versions == {1}
+    events = deployed.get_deployment("churn-api").events
+    assert [e["action"] for e in events] == ["load_failed"]
+    assert events[0]["details"]["revision"] == 2 and events[0]["details"]["kept_revision"] == 1
+    assert "corrupted" in events[0]["details"]["error"]
+
+
+def test_kserve_v1_and_health(http: TestClient) -> None:
+    r = http.post("/v1/models/churn-api:predict", json={"instances": [[0.5, -1.0, "pro"]]})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 1
+    assert http.get("/v2/health/ready").json()["ready"] is True
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+    assert {"stead_requests", "stead_request_latency_seconds", "stead_prediction_log_queue"} <= set(families)
+    assert "stead_prediction_log_dropped" in families
+
+
+# ---------------------------------------------------------------- real servers over loopback
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``python -m stead.serving.app`` in its own process on a folder store."""
+
+    def __init__(self, store: Path, log: Path, workers: int = 1) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STEAD_")}
+        env.update(STEAD_URI=str(store), STEAD_USER="tester", STEAD_POLL_INTERVAL="0.2")
+        self.log = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stead.serving.app", "--port", str(self.port), "--workers", str(workers)],
+            env=env,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        return int(self.proc.returncode)
+
+
+def _load(url: str, stop: threading.Event, out: list[tuple[int, dict[str, Any] | None]], pause: float = 0.0) -> None:
+    with httpx.Client(timeout=10) as http:
+        while not stop.is_set():
+            try:
+                r = http.post(f"{url}/v1/deployments/churn-api/predict", json={"instances": [ROW]})
+                out.append((r.status_code, r.json() if r.status_code == 200 else None))
+            except httpx.TransportError:
+                out.append((0, None))
+                if stop.wait(0.01):
+                    return
+            if pause:
+                time.sleep(pause)
+
+
+def test_kill9_under_load_loses_no_answered_prediction(
+    deployed: Client, store_settings: Settings, tmp_path: Path
+) -> None:
+    server = Server(store_settings.folder, tmp_path / "server.log")
+    stop = threading.Event()
+    results: list[tuple[int, dict[str, Any] | None]] = []
+    threads = [threading.Thread(target=_load, args=(server.url, stop, results)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    while sum(code == 200 for code, _ in results) < 400:
+        time.sleep(0.01)
+    server.kill9()
+    stop.set()
+    for t in threads:
+        t.join()
+    answered = [body["request_id"] for code, body in results if code == 200 and body]
+    assert len(answered) >= 400
+    leftovers = list((store_settings.folder / "predlog").glob("*/*.wal"))
+    assert leftovers, "the killed server left no write-ahead file to replay"
+    server = Server(store_settings.folder, tmp_path / "server2.log")  # replays the dead writer's files
+    try:
+        frame = deployed.get_predictions("churn-api")
+    finally:
+        assert server.stop() == 0
+    ids = frame.loc[frame["route"] != "shadow", "request_id"].tolist()
+    missing = set(answered) - set(ids)
+    assert not missing, f"{len(missing)} answered predictions are not in the log"
+    from collections import Counter
+
+    assert all(n == 1 for rid, n in Counter(ids).items() if rid in set(answered)), "logged twice"
+
+
+def test_rollback_under_load_fails_no_request(deployed: Client, store_settings: Settings, tmp_path: Path) -> None:
+    server = Server(store_settings.folder, tmp_path / "server.log")
+    stop = threading.Event()
+    results: list[tuple[int, dict[str, Any] | None]] = []
+    threads = [threading.Thread(target=_load, args=(server.url, stop, results)) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        deployed.deploy("churn/2", "churn-api")
+        time.sleep(1.2)
+        deployed.rollback("churn-api")
+        time.sleep(1.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        code = server.stop()
+    assert code == 0
+    assert results and all(status == 200 for status, _ in results), {s for s, _ in results}
+    versions = [body["version"] for _, body in results if body]
+    assert all(v in (1, 2) for v in versions) and 2 in versions and versions[-1] == 1
+    first2, last2 = versions.index(2), len(versions) - 1 - versions[::-1].index(2)
+    assert set(versions[:first2]) == {1} and set(versions[last2 + 1 :]) == {1}
+
+
+def test_two_servers_on_one_store_follow_a_rollback_within_a_second(
+    deployed: Client, store_settings: Settings, tmp_path: Path
+) -> None:
+    one = Server(store_settings.folder, tmp_path / "one.log")
+    two = Server(store_settings.folder, tmp_path / "two.log")
+    try:
+        deployed.deploy("churn/2", "churn-api")
+        for server in (one, two):
+            deadline = time.monotonic() + 1.5
+            while (
+                httpx.post(f"{server.url}/v1/deployments/churn-api/predict", json={"instances": [ROW]}).json()[
+                    "version"
+                ]
+                != 2
+            ):
+                assert time.monotonic() < deadline
+        Client(one.url).rollback("churn-api")  # through the first server's REST API
+        started = time.monotonic()
+        pending = {one.url, two.url}
+        while pending:
+            for url in list(pending):
+                r = httpx.post(f"{url}/v1/deployments/churn-api/predict", json={"instances": [ROW]})
+                if r.json()["version"] == 1:
+                    pending.discard(url)
+            assert time.monotonic() - started < 1.0, f"{pending} still serve version 2 after 1 s"
+    finally:
+        assert one.stop() == 0
+        assert two.stop() == 0
