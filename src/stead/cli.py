@@ -674,9 +674,42 @@ def run_pipeline(
     model: str,
     param: Annotated[list[str] | None, typer.Option("--param", help="k=v, repeatable.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why this run (recorded).")] = None,
+    file: Annotated[Path, typer.Option("--file", "-f", help="The project file.")] = Path("stead.yaml"),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Run MODEL's training pipeline from stead.yaml: tracked run, gates, registration, rollout."""
-    _not_yet("run", "the closed-loop work (issue 7)")
+    """Run MODEL's training pipeline from stead.yaml: tracked run, gates, registration, rollout.
+
+    Exits 0 when the new version is approved, 3 when a gate rejected it.
+    """
+    from stead.project import load_project
+    from stead.retraining.pipeline import parse_params, run_pipeline
+
+    params = parse_params(param or [])
+    project = load_project(file)
+    client = _client()
+    con = _console()
+    from rich.console import Console
+
+    # With --json, stdout carries only the JSON document: progress goes to stderr.
+    steps = Console(stderr=True) if as_json else con
+    with steps.status(f"running the pipeline of {model}...") as status:
+
+        def progress(message: str) -> None:
+            status.update(f"{model}: {message}")
+            steps.print(f"  {message}")
+
+        result = run_pipeline(client.store, project, model, params=params, reason=reason, progress=progress)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        for gate in result.gate_results:
+            mark = "pass" if gate["passed"] else "FAIL"
+            con.print(f"  [{mark}] {gate['gate']}: {gate['reasons']}")
+        verdict = "approved" if result.approved else "rejected"
+        con.print(
+            f"{model}/{result.version} {verdict} (run {str(result.run_id)[:12]}, pipeline {result.pipeline_id[:12]})"
+        )
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -429,7 +429,45 @@ class HttpStore:
     def counts(self) -> dict[str, int]:
         return self._call("counts")  # type: ignore[no-any-return]
 
-    # registry
+    # pipelines (issue 7)
+    def create_pipeline_run(
+        self,
+        model: str,
+        trigger: str,
+        reason: str | None = None,
+        key: str | None = None,
+        cause: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._call(  # type: ignore[no-any-return]
+            "create_pipeline_run", model=model, trigger=trigger, reason=reason, key=key, cause=cause
+        )
+
+    def update_pipeline_run(
+        self,
+        pipeline_id: str,
+        status: str | None = None,
+        step: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        version: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._call(
+            "update_pipeline_run",
+            pipeline_id=pipeline_id,
+            status=status,
+            step=step,
+            run_id=run_id,
+            version=version,
+            error=error,
+        )
+
+    def get_pipeline_run(self, pipeline_id: str) -> dict[str, Any]:
+        return self._call("get_pipeline_run", pipeline_id=pipeline_id)  # type: ignore[no-any-return]
+
+    def list_pipeline_runs(self, model: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self._call("list_pipeline_runs", model=model, limit=limit)  # type: ignore[no-any-return]
+
+    # registry (``actor`` defaults to this client's STEAD_USER, as SqlStore defaults it to its settings' user)
     def create_model_version(
         self,
         name: str,
@@ -454,7 +492,7 @@ class HttpStore:
             allow_pickle=allow_pickle,
             metrics=metrics,
             source=source,
-            actor=actor,
+            actor=actor or self.settings.user,
         )
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
@@ -487,7 +525,7 @@ class HttpStore:
             expected=expected,
             check_expected=check_expected,
             reason=reason,
-            actor=actor,
+            actor=actor or self.settings.user,
         )
 
     def delete_alias(
@@ -506,7 +544,7 @@ class HttpStore:
             expected=expected,
             check_expected=check_expected,
             reason=reason,
-            actor=actor,
+            actor=actor or self.settings.user,
         )
 
     def alias_history(self, name: str, alias: str | None = None, limit: int = 1000) -> list[AliasMove]:
@@ -528,12 +566,12 @@ class HttpStore:
             state=state,
             reason=reason,
             gate_results=gate_results,
-            actor=actor,
+            actor=actor or self.settings.user,
         )
 
     def trust_version(self, name: str, version: int, reason: str, actor: str | None = None) -> ModelVersion:
         return self._call(  # type: ignore[no-any-return]
-            "trust_version", name=name, version=version, reason=reason, actor=actor
+            "trust_version", name=name, version=version, reason=reason, actor=actor or self.settings.user
         )
 
     def audit_log(self, target: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:

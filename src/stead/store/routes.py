@@ -272,6 +272,14 @@ CODECS.update(
 )
 # fmt: off
 ROUTES.update({
+    "create_pipeline_run":     Route("POST", "/pipelines",                          "write", "json"),
+    "update_pipeline_run":     Route("POST", "/pipelines/{pipeline_id}",            "write", "none"),
+    "get_pipeline_run":        Route("GET",  "/pipelines/{pipeline_id}",            "read",  "json"),
+    "list_pipeline_runs":      Route("GET",  "/pipelines",                          "read",  "json"),
+})
+# fmt: on
+# fmt: off
+ROUTES.update({
     "write_deployment":        Route("POST", "/deployments/{name}/revisions",       "write", "deployment"),
     "force_deployment":        Route("POST", "/deployments/{name}/forced-revisions", "admin", "deployment"),
     "get_deployment":          Route("GET",  "/deployments/{name}",                 "read",  "deployment"),

@@ -635,6 +635,129 @@ class SqlStore:
 
         return self._read(read)
 
+    # ------------------------------------------------------------ pipelines (issue 7)
+    def create_pipeline_run(
+        self,
+        model: str,
+        trigger: str,
+        reason: str | None = None,
+        key: str | None = None,
+        cause: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a pipeline run of ``model``; with an idempotency ``key`` a cause fires at most once.
+
+        Returns ``{"id": …, "created": bool}``: ``created`` is False when ``key`` was seen before, and ``id``
+        is then the pipeline run that cause started.
+        """
+        check_name(model, "model name")
+        check_key(trigger, "trigger")
+        now = time.time()
+        pid = uuid.uuid4().hex
+
+        def write(conn: Connection) -> dict[str, Any]:
+            if key is not None:
+                found = conn.execute(
+                    select(s.trigger_firings.c.pipeline_run_id).where(s.trigger_firings.c.idempotency_key == key)
+                ).first()
+                if found is not None:
+                    return {"id": found[0], "created": False}
+                conn.execute(
+                    insert(s.trigger_firings).values(
+                        model=model,
+                        kind=trigger,
+                        idempotency_key=key,
+                        cause=cause or {},
+                        fired_at=now,
+                        pipeline_run_id=pid,
+                    )
+                )
+            conn.execute(
+                insert(s.pipeline_runs).values(
+                    id=pid, model=model, status="RUNNING", trigger=trigger, reason=reason, steps=[], started_at=now
+                )
+            )
+            alert_id = (cause or {}).get("alert_id")
+            if alert_id is not None:
+                self._add_edge(conn, f"alert:{alert_id}", f"pipeline:{pid}", "triggered", {"trigger": trigger}, now)
+            return {"id": pid, "created": True}
+
+        try:
+            return self._write(write)
+        except SAIntegrityError:  # a concurrent firing of the same key won the race
+            return self._write(write)
+
+    def update_pipeline_run(
+        self,
+        pipeline_id: str,
+        status: str | None = None,
+        step: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        version: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record a step (replacing an earlier record of the same step name), the run, version or the end."""
+        if status is not None and status not in ("RUNNING", "APPROVED", "REJECTED", "FAILED"):
+            raise ValidationError(f"pipeline status {status!r} is not RUNNING, APPROVED, REJECTED or FAILED")
+        now = time.time()
+
+        def write(conn: Connection) -> None:
+            row = conn.execute(select(s.pipeline_runs).where(s.pipeline_runs.c.id == pipeline_id)).first()
+            if row is None:
+                raise NotFoundError(f"no pipeline run {pipeline_id!r}")
+            values: dict[str, Any] = {}
+            if step is not None:
+                steps = [x for x in (row.steps or []) if x.get("name") != step.get("name")]
+                values["steps"] = [*steps, {**step, "at": now}]
+            if run_id is not None:
+                values["run_id"] = run_id
+                self._add_edge(conn, f"pipeline:{pipeline_id}", f"run:{run_id}", "ran", None, now)
+            if version is not None:
+                values["version"] = version
+            if error is not None:
+                values["error"] = error
+            if status is not None:
+                values["status"] = status
+                if status != "RUNNING":
+                    values["ended_at"] = now
+            if values:
+                conn.execute(update(s.pipeline_runs).where(s.pipeline_runs.c.id == pipeline_id).values(**values))
+
+        self._write(write)
+
+    @staticmethod
+    def _pipeline(r: Any) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "model": r.model,
+            "status": r.status,
+            "trigger": r.trigger,
+            "reason": r.reason,
+            "run_id": r.run_id,
+            "version": r.version,
+            "steps": r.steps or [],
+            "started_at": r.started_at,
+            "ended_at": r.ended_at,
+            "error": r.error,
+        }
+
+    def get_pipeline_run(self, pipeline_id: str) -> dict[str, Any]:
+        def read(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(select(s.pipeline_runs).where(s.pipeline_runs.c.id == pipeline_id)).first()
+            if row is None:
+                raise NotFoundError(f"no pipeline run {pipeline_id!r}")
+            return self._pipeline(row)
+
+        return self._read(read)
+
+    def list_pipeline_runs(self, model: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            stmt = select(s.pipeline_runs).order_by(s.pipeline_runs.c.started_at.desc()).limit(limit)
+            if model is not None:
+                stmt = stmt.where(s.pipeline_runs.c.model == model)
+            return [self._pipeline(r) for r in conn.execute(stmt)]
+
+        return self._read(read)
+
     # ------------------------------------------------------------ registry
     # Model versions are numbered densely per model: the number is taken from ``models.next_version``
     # inside the write transaction (row locked with FOR UPDATE on PostgreSQL; SQLite writes are serialized
