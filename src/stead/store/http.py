@@ -467,6 +467,66 @@ class HttpStore:
     def list_pipeline_runs(self, model: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self._call("list_pipeline_runs", model=model, limit=limit)  # type: ignore[no-any-return]
 
+    # the controller (issue 7)
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> dict[str, Any]:
+        return self._call("acquire_lease", name=name, holder=holder, ttl=ttl)  # type: ignore[no-any-return]
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._call("release_lease", name=name, holder=holder)
+
+    def create_rollout(
+        self,
+        deployment: str,
+        model: str,
+        candidate: int,
+        baseline: int | None,
+        steps: list[int],
+        pipeline_run_id: str | None = None,
+    ) -> dict[str, Any]:
+        return self._call(  # type: ignore[no-any-return]
+            "create_rollout",
+            deployment=deployment,
+            model=model,
+            candidate=candidate,
+            baseline=baseline,
+            steps=steps,
+            pipeline_run_id=pipeline_run_id,
+        )
+
+    def update_rollout(
+        self,
+        rollout_id: str,
+        step_index: int | None = None,
+        status: str | None = None,
+        expected_step: int | None = None,
+    ) -> dict[str, Any]:
+        return self._call(  # type: ignore[no-any-return]
+            "update_rollout", rollout_id=rollout_id, step_index=step_index, status=status, expected_step=expected_step
+        )
+
+    def list_rollouts(
+        self, deployment: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return self._call(  # type: ignore[no-any-return]
+            "list_rollouts", deployment=deployment, status=status, limit=limit
+        )
+
+    def add_canary_decision(self, rollout_id: str, step: int, decision: str, evidence: dict[str, Any]) -> int:
+        return self._call(  # type: ignore[no-any-return]
+            "add_canary_decision", rollout_id=rollout_id, step=step, decision=decision, evidence=evidence
+        )
+
+    def canary_decisions(self, rollout_id: str | None = None, deployment: str | None = None) -> list[dict[str, Any]]:
+        return self._call(  # type: ignore[no-any-return]
+            "canary_decisions", rollout_id=rollout_id, deployment=deployment
+        )
+
+    def add_serving_stats(self, rows: list[dict[str, Any]]) -> int:
+        return self._call("add_serving_stats", rows=rows)  # type: ignore[no-any-return]
+
+    def serving_stats(self, deployment: str, since: float | None = None) -> list[dict[str, Any]]:
+        return self._call("serving_stats", deployment=deployment, since=since)  # type: ignore[no-any-return]
+
     # registry (``actor`` defaults to this client's STEAD_USER, as SqlStore defaults it to its settings' user)
     def create_model_version(
         self,

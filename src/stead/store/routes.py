@@ -276,6 +276,15 @@ ROUTES.update({
     "update_pipeline_run":     Route("POST", "/pipelines/{pipeline_id}",            "write", "none"),
     "get_pipeline_run":        Route("GET",  "/pipelines/{pipeline_id}",            "read",  "json"),
     "list_pipeline_runs":      Route("GET",  "/pipelines",                          "read",  "json"),
+    "acquire_lease":           Route("POST", "/leases/{name}",                      "write", "json"),
+    "release_lease":           Route("POST", "/leases/{name}/release",              "write", "none"),
+    "create_rollout":          Route("POST", "/rollouts",                           "write", "json"),
+    "update_rollout":          Route("POST", "/rollouts/{rollout_id}",              "write", "json"),
+    "list_rollouts":           Route("GET",  "/rollouts",                           "read",  "json"),
+    "add_canary_decision":     Route("POST", "/rollouts/{rollout_id}/decisions",    "write", "json"),
+    "canary_decisions":        Route("GET",  "/canary-decisions",                   "read",  "json"),
+    "add_serving_stats":       Route("POST", "/serving-stats",                      "write", "json"),
+    "serving_stats":           Route("GET",  "/serving-stats/{deployment}",         "read",  "json"),
 })
 # fmt: on
 # fmt: off

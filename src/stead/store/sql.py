@@ -758,6 +758,247 @@ class SqlStore:
 
         return self._read(read)
 
+    # ------------------------------------------------------------ the controller (issue 7)
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> dict[str, Any]:
+        """Take or renew the lease ``name`` for ``ttl`` seconds; ``{"held": bool, "holder", "expires_at"}``.
+
+        The lease is free when absent or expired, and renewable by its holder. One controller per store holds
+        ``"controller"``; a second one waits and says who holds it.
+        """
+        check_key(name, "lease")
+        now = time.time()
+
+        def write(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(select(s.leases).where(s.leases.c.name == name)).first()
+            if row is None:
+                conn.execute(insert(s.leases).values(name=name, holder=holder, expires_at=now + ttl))
+                return {"held": True, "holder": holder, "expires_at": now + ttl}
+            if row.holder == holder or row.expires_at < now:
+                conn.execute(
+                    update(s.leases).where(s.leases.c.name == name).values(holder=holder, expires_at=now + ttl)
+                )
+                return {"held": True, "holder": holder, "expires_at": now + ttl}
+            return {"held": False, "holder": row.holder, "expires_at": row.expires_at}
+
+        try:
+            return self._write(write)
+        except SAIntegrityError:  # another process inserted it first
+            return self._write(write)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._write(
+            lambda conn: conn.execute(delete(s.leases).where(s.leases.c.name == name, s.leases.c.holder == holder))
+        )
+
+    @staticmethod
+    def _rollout(r: Any) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "deployment": r.deployment,
+            "model": r.model,
+            "candidate": r.candidate,
+            "baseline": r.baseline,
+            "steps": r.steps,
+            "step_index": r.step_index,
+            "status": r.status,
+            "pipeline_run_id": r.pipeline_run_id,
+            "started_at": r.started_at,
+            "updated_at": r.updated_at,
+        }
+
+    def create_rollout(
+        self,
+        deployment: str,
+        model: str,
+        candidate: int,
+        baseline: int | None,
+        steps: list[int],
+        pipeline_run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a rollout the controller will drive through ``steps`` (canary percents, ending at 100)."""
+        check_name(deployment, "deployment name")
+        now = time.time()
+        rid = uuid.uuid4().hex
+
+        def write(conn: Connection) -> dict[str, Any]:
+            active = conn.execute(
+                select(s.rollouts.c.id).where(s.rollouts.c.deployment == deployment, s.rollouts.c.status == "running")
+            ).first()
+            if active is not None:
+                raise ConflictError(
+                    f"deployment {deployment} already has a rollout in progress ({active[0][:12]})",
+                    hint=f"finish it first: stead promote {deployment} or stead rollback {deployment}",
+                )
+            conn.execute(
+                insert(s.rollouts).values(
+                    id=rid,
+                    deployment=deployment,
+                    model=model,
+                    candidate=candidate,
+                    baseline=baseline,
+                    steps=list(steps),
+                    step_index=0,
+                    status="running",
+                    pipeline_run_id=pipeline_run_id,
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+            self._add_edge(conn, f"version:{model}/{candidate}", f"rollout:{rid}", "rollout", {"steps": steps}, now)
+            if pipeline_run_id:
+                self._add_edge(conn, f"pipeline:{pipeline_run_id}", f"rollout:{rid}", "started", None, now)
+            row = conn.execute(select(s.rollouts).where(s.rollouts.c.id == rid)).one()
+            return self._rollout(row)
+
+        return self._write(write)
+
+    def update_rollout(
+        self,
+        rollout_id: str,
+        step_index: int | None = None,
+        status: str | None = None,
+        expected_step: int | None = None,
+    ) -> dict[str, Any]:
+        """Advance or end a rollout; with ``expected_step`` it is a compare-and-set on the current step."""
+        if status is not None and status not in ("running", "promoted", "rolled_back", "aborted"):
+            raise ValidationError(f"rollout status {status!r} is not running, promoted, rolled_back or aborted")
+
+        def write(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(select(s.rollouts).where(s.rollouts.c.id == rollout_id)).first()
+            if row is None:
+                raise NotFoundError(f"no rollout {rollout_id!r}")
+            if expected_step is not None and row.step_index != expected_step:
+                raise ConflictError(f"rollout {rollout_id[:12]} is at step {row.step_index}, not {expected_step}")
+            values: dict[str, Any] = {"updated_at": time.time()}
+            if step_index is not None:
+                values["step_index"] = step_index
+            if status is not None:
+                values["status"] = status
+            conn.execute(update(s.rollouts).where(s.rollouts.c.id == rollout_id).values(**values))
+            return self._rollout(conn.execute(select(s.rollouts).where(s.rollouts.c.id == rollout_id)).one())
+
+        return self._write(write)
+
+    def list_rollouts(
+        self, deployment: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            stmt = select(s.rollouts).order_by(s.rollouts.c.started_at.desc()).limit(limit)
+            if deployment is not None:
+                stmt = stmt.where(s.rollouts.c.deployment == deployment)
+            if status is not None:
+                stmt = stmt.where(s.rollouts.c.status == status)
+            return [self._rollout(r) for r in conn.execute(stmt)]
+
+        return self._read(read)
+
+    def add_canary_decision(self, rollout_id: str, step: int, decision: str, evidence: dict[str, Any]) -> int:
+        """Store one canary-analysis decision with its evidence, linked in lineage to its rollout."""
+        if decision not in ("advance", "hold", "rollback", "promote"):
+            raise ValidationError(f"decision {decision!r} is not advance, hold, rollback or promote")
+        now = time.time()
+
+        def write(conn: Connection) -> int:
+            result = conn.execute(
+                insert(s.canary_decisions).values(
+                    rollout_id=rollout_id, at=now, step=step, decision=decision, evidence=evidence
+                )
+            )
+            new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            if decision != "hold":
+                self._add_edge(conn, f"rollout:{rollout_id}", f"decision:{new_id}", decision, {"step": step}, now)
+            return new_id
+
+        return self._write(write)
+
+    def canary_decisions(self, rollout_id: str | None = None, deployment: str | None = None) -> list[dict[str, Any]]:
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            cd, ro = s.canary_decisions, s.rollouts
+            stmt = select(cd, ro.c.deployment).join(ro, ro.c.id == cd.c.rollout_id).order_by(cd.c.at, cd.c.id)
+            if rollout_id is not None:
+                stmt = stmt.where(cd.c.rollout_id == rollout_id)
+            if deployment is not None:
+                stmt = stmt.where(ro.c.deployment == deployment)
+            return [
+                {
+                    "id": r.id,
+                    "rollout_id": r.rollout_id,
+                    "deployment": r.deployment,
+                    "at": r.at,
+                    "step": r.step,
+                    "decision": r.decision,
+                    "evidence": r.evidence,
+                }
+                for r in conn.execute(stmt)
+            ]
+
+        return self._read(read)
+
+    def add_serving_stats(self, rows: list[dict[str, Any]]) -> int:
+        """Per-version health from a serving worker: requests, 4xx, 5xx and a latency histogram per window.
+
+        Each row: deployment, model, version, route, worker, window_start, window_end, requests, errors_4xx,
+        errors_5xx, latency ({"bounds": [...seconds], "counts": [...]}).
+        """
+        keys = (
+            "deployment",
+            "model",
+            "version",
+            "route",
+            "worker",
+            "window_start",
+            "window_end",
+            "requests",
+            "errors_4xx",
+            "errors_5xx",
+            "latency",
+        )
+        clean = []
+        for n, row in enumerate(rows):
+            missing = [k for k in keys if k not in row]
+            if missing:
+                raise ValidationError(f"serving stats row {n}: missing {', '.join(missing)}")
+            clean.append({k: row[k] for k in keys})
+        if clean:
+            self._write(lambda conn: conn.execute(insert(s.serving_stats), clean))
+        return len(clean)
+
+    def serving_stats(self, deployment: str, since: float | None = None) -> list[dict[str, Any]]:
+        """Per (model, version, route) totals since ``since``, with the merged latency histogram."""
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            st = s.serving_stats
+            stmt = select(st).where(st.c.deployment == deployment)
+            if since is not None:
+                stmt = stmt.where(st.c.window_end >= since)
+            totals: dict[tuple[str, int, str], dict[str, Any]] = {}
+            for r in conn.execute(stmt):
+                key = (r.model, r.version, r.route)
+                t = totals.setdefault(
+                    key,
+                    {
+                        "model": r.model,
+                        "version": r.version,
+                        "route": r.route,
+                        "requests": 0,
+                        "errors_4xx": 0,
+                        "errors_5xx": 0,
+                        "latency": {
+                            "bounds": list(r.latency.get("bounds", [])),
+                            "counts": [0] * len(r.latency.get("counts", [])),
+                        },
+                    },
+                )
+                t["requests"] += r.requests
+                t["errors_4xx"] += r.errors_4xx
+                t["errors_5xx"] += r.errors_5xx
+                counts = r.latency.get("counts", [])
+                if len(counts) == len(t["latency"]["counts"]):
+                    t["latency"]["counts"] = [a + b for a, b in zip(t["latency"]["counts"], counts, strict=True)]
+            return sorted(totals.values(), key=lambda t: (t["version"], t["route"]))
+
+        return self._read(read)
+
     # ------------------------------------------------------------ registry
     # Model versions are numbered densely per model: the number is taken from ``models.next_version``
     # inside the write transaction (row locked with FOR UPDATE on PostgreSQL; SQLite writes are serialized
