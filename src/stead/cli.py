@@ -676,6 +676,7 @@ def run_pipeline(
     reason: Annotated[str | None, typer.Option("--reason", help="Why this run (recorded).")] = None,
     file: Annotated[Path, typer.Option("--file", "-f", help="The project file.")] = Path("stead.yaml"),
     as_json: JsonOpt = False,
+    pipeline_id: Annotated[str | None, typer.Option("--pipeline-id", hidden=True)] = None,
 ) -> None:
     """Run MODEL's training pipeline from stead.yaml: tracked run, gates, registration, rollout.
 
@@ -698,7 +699,9 @@ def run_pipeline(
             status.update(f"{model}: {message}")
             steps.print(f"  {message}")
 
-        result = run_pipeline(client.store, project, model, params=params, reason=reason, progress=progress)
+        result = run_pipeline(
+            client.store, project, model, params=params, reason=reason, progress=progress, pipeline_id=pipeline_id
+        )
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -713,9 +716,32 @@ def run_pipeline(
 
 
 @app.command()
-def controller(once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False) -> None:
+def controller(
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False,
+    file: Annotated[Path, typer.Option("--file", "-f", help="The project file.")] = Path("stead.yaml"),
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between ticks.")] = 5.0,
+) -> None:
     """Watch triggers, retrain, apply gates, and advance or roll back rollouts."""
-    _not_yet("controller", "the closed-loop work (issue 7)")
+    from stead.errors import ConfigError
+    from stead.retraining.controller import Controller
+
+    if not file.exists():
+        raise ConfigError(f"{file}: no such file: the controller follows the models of a stead.yaml", hint="stead init")
+    con = _console()
+    ctl = Controller(_client().store, file, echo=lambda line: con.print(line, highlight=False))
+    if once:
+        report = ctl.tick()
+        if not report.held:
+            con.print(f"another controller holds the lease ({report.holder}); nothing done")
+        elif not report.actions and not report.errors:
+            con.print("nothing to do")
+        ctl.store.release_lease("controller", ctl.holder)
+        raise typer.Exit(1 if report.errors else 0)
+    con.print(f"controller {ctl.holder} watching {file} every {interval:g} s (Ctrl-C to stop)")
+    try:
+        ctl.run(interval)
+    except KeyboardInterrupt:
+        con.print("controller stopped")
 
 
 @app.command()

@@ -188,8 +188,13 @@ def run_pipeline(
     key: str | None = None,
     cause: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    pipeline_id: str | None = None,
 ) -> PipelineResult:
-    """Run ``model``'s pipeline end to end; see the module docstring for the steps."""
+    """Run ``model``'s pipeline end to end; see the module docstring for the steps.
+
+    With ``pipeline_id`` it continues a pipeline record the controller created (for a trigger's idempotency
+    key) instead of creating one.
+    """
     from stead import registry
     from stead.datasets import content_hash, profile, schema
     from stead.retraining.gates import Evaluation, evaluate_all, gates_from_specs
@@ -197,7 +202,17 @@ def run_pipeline(
 
     spec = project.model(model)
     say = progress or (lambda _message: None)
-    started = store.create_pipeline_run(model, trigger, reason, key, cause)
+    if pipeline_id is not None:
+        existing_run = store.get_pipeline_run(pipeline_id)
+        if existing_run["status"] != "RUNNING" or existing_run["version"] is not None:
+            raise SteadError(
+                f"pipeline run {pipeline_id} is {existing_run['status']}"
+                + (f" and registered version {existing_run['version']}" if existing_run["version"] else ""),
+                hint="a pipeline run is continued only before it registers a version",
+            )
+        started = {"id": pipeline_id, "created": True}
+    else:
+        started = store.create_pipeline_run(model, trigger, reason, key, cause)
     pid = str(started["id"])
     result = PipelineResult(pid)
     if not started["created"]:
@@ -289,7 +304,7 @@ def run_pipeline(
         step("register", f"{model}/{version.version} is {state}")
         if result.approved and spec.deploy is not None:
             step_name = "rollout"
-            result.rollout = _start_rollout(store, spec, model, version.version, champion)
+            result.rollout = _start_rollout(store, spec, model, version.version, champion, pid)
             step("rollout", result.rollout)
         store.update_pipeline_run(pid, status="APPROVED" if result.approved else "REJECTED")
         return result
@@ -320,7 +335,9 @@ def _training_profile(store: SqlStore, version: ModelVersion | None) -> dict[str
     return None
 
 
-def _start_rollout(store: SqlStore, spec: ModelSpec, model: str, version: int, champion: ModelVersion | None) -> str:
+def _start_rollout(
+    store: SqlStore, spec: ModelSpec, model: str, version: int, champion: ModelVersion | None, pipeline_id: str
+) -> str:
     from stead import deployments, registry
 
     policy = spec.deploy
@@ -335,9 +352,10 @@ def _start_rollout(store: SqlStore, spec: ModelSpec, model: str, version: int, c
         registry.set_alias(store, model, "champion", version, reason="approved by the pipeline's gates")
         registry.set_state(store, model, version, "serving", "deployed at 100% by the pipeline")
         return f"deployed {model}/{version} to {name} at 100% and made it champion"
-    first = policy.rollout[0]
-    deployments.deploy(store, f"{model}/{version}", name, canary=float(first), reason="pipeline: canary start")
+    steps = list(policy.rollout)
+    rollout = store.create_rollout(name, model, version, champion.version, steps, pipeline_id)
+    deployments.deploy(store, f"{model}/{version}", name, canary=float(steps[0]), reason="pipeline: canary start")
     return (
-        f"canary {model}/{version} at {first}% on {name}; finish with: stead promote {name} "
-        "(automatic canary analysis arrives with the controller)"
+        f"canary {model}/{version} at {steps[0]}% on {name} (rollout {rollout['id'][:12]}: steps "
+        f"{', '.join(map(str, steps))}); the controller advances it, or: stead promote {name}"
     )

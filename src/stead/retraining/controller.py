@@ -1,0 +1,402 @@
+"""The controller: ``stead controller [--once]``, and the background loop of ``stead serve`` (layer: retraining).
+
+One controller per store holds the ``controller`` lease; a second one waits and says who holds it. Each
+tick, for every model of ``stead.yaml``:
+
+1. **monitor**: compute the deployment's monitor report, store it, raise or resolve alerts and notify;
+2. **rollouts**: for each rollout the pipeline started, judge the canary against the primary (canary
+   analysis) and advance it to the next step, promote it at 100% (the ``champion`` alias moves), hold,
+   or roll it back to the baseline; every decision is stored with its evidence;
+3. **triggers**: schedule, drift and performance alerts, new data; a firing records its cause under an
+   idempotency key and runs the pipeline in a subprocess (the ``local`` executor).
+
+Everything it decides lives in the store, so a controller killed at any point resumes on restart: a
+rollout continues from its stored step, a cause already recorded never fires twice, and a pipeline run
+interrupted before registering its version is started again under the same record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stead.errors import NotFoundError, SteadError
+
+if TYPE_CHECKING:
+    from stead.project import ModelSpec, Project
+    from stead.store.sql import SqlStore
+
+__all__ = ["Controller", "TickReport"]
+
+LEASE = "controller"
+
+
+@dataclass
+class TickReport:
+    held: bool
+    holder: str
+    actions: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Controller:
+    """The loop that closes the loop; see the module docstring.
+
+    Parameters
+    ----------
+    store: the store it watches and writes.
+    project_file: the ``stead.yaml`` it reads the models' policies from.
+    clock: seconds since the epoch (injected for tests).
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        project_file: Path = Path("stead.yaml"),
+        *,
+        holder: str | None = None,
+        lease_ttl: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        echo: Callable[[str], None] | None = None,
+        run_pipelines_inline: bool = False,
+    ) -> None:
+        self.store = store
+        self.project_file = project_file
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_ttl = lease_ttl
+        self.clock = clock
+        self.echo = echo or (lambda _line: None)
+        self.inline = run_pipelines_inline
+        self.last_checked: dict[str, datetime] = {}
+
+    # ------------------------------------------------------------ the loop
+    def tick(self) -> TickReport:
+        lease = self.store.acquire_lease(LEASE, self.holder, self.lease_ttl)
+        report = TickReport(bool(lease["held"]), str(lease["holder"]))
+        if not lease["held"]:
+            return report
+        self.store.fail_stale_runs()
+        project = self._project()
+        if project is None:
+            return report
+        for name, spec in project.models.items():
+            for stage in (self._monitor, self._rollouts, self._triggers):
+                try:
+                    stage(project, name, spec, report)
+                except SteadError as exc:
+                    report.errors.append(f"{name}: {stage.__name__.strip('_')}: {exc.message}")
+        for line in report.actions:
+            self.echo(line)
+        for line in report.errors:
+            self.echo(f"error: {line}")
+        return report
+
+    def run(self, interval: float = 5.0, stop: threading.Event | None = None) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set; say once when another controller holds the lease."""
+        stop = stop or threading.Event()
+        waiting_for: str | None = None
+        try:
+            while not stop.is_set():
+                report = self.tick()
+                if not report.held and report.holder != waiting_for:
+                    self.echo(f"another controller holds the lease ({report.holder}); waiting")
+                    waiting_for = report.holder
+                elif report.held:
+                    waiting_for = None
+                stop.wait(interval)
+        finally:
+            self.store.release_lease(LEASE, self.holder)
+
+    def _project(self) -> Project | None:
+        from stead.project import load_project
+
+        if not self.project_file.exists():
+            return None
+        return load_project(self.project_file)
+
+    # ------------------------------------------------------------ 1. monitors
+    def _monitor(self, project: Project, name: str, spec: ModelSpec, report: TickReport) -> None:
+        if spec.deploy is None:
+            return
+        import importlib
+
+        try:
+            monitoring = importlib.import_module("stead.monitoring.monitor")
+        except ImportError:  # pragma: no cover - the monitors arrive with the monitoring work
+            return
+        record = getattr(monitoring, "record_monitor", None)
+        if record is None:
+            return
+        try:
+            self.store.get_deployment(spec.deploy.deployment, history=0)
+        except NotFoundError:
+            return
+        result = record(self.store, spec.deploy.deployment, spec.monitor)
+        opened = [a for a in (result or {}).get("opened", [])] if isinstance(result, dict) else []
+        for alert in opened:
+            report.actions.append(f"{name}: alert {alert.get('id')} opened ({alert.get('rule')})")
+
+    # ------------------------------------------------------------ 2. rollouts
+    def _rollouts(self, project: Project, name: str, spec: ModelSpec, report: TickReport) -> None:
+        if spec.deploy is None:
+            return
+        from stead.monitoring.canary import CanaryPolicy, analyze
+
+        analysis = spec.deploy.analysis
+        policy = CanaryPolicy(
+            min_requests=analysis.min_requests,
+            max_error_rate=analysis.max_error_rate,
+            max_p99_ms=analysis.max_p99_ms,
+            max_metric_drop=analysis.max_metric_drop,
+            max_prediction_drift=analysis.max_prediction_drift,
+            metric="accuracy" if (spec.task or "classification") == "classification" else "r2",
+        )
+        for rollout in self.store.list_rollouts(spec.deploy.deployment, status="running"):
+            canary, primary = self._arms(rollout)
+            verdict = analyze(canary, primary, policy)
+            self._act(rollout, verdict.decision, verdict.to_dict(), report)
+
+    def _arms(self, rollout: dict[str, Any]) -> tuple[Any, Any]:
+        """The canary's and the primary's health since this step began, from every serving worker."""
+        from stead.deployments import read_predictions
+        from stead.monitoring.canary import Arm
+
+        since = float(rollout["updated_at"])
+        stats = self.store.serving_stats(rollout["deployment"], since=since)
+        arms: dict[str, dict[str, Any]] = {}
+        for row in stats:
+            side = "canary" if row["version"] == rollout["candidate"] and row["route"] == "canary" else "primary"
+            if row["route"] == "shadow":
+                continue
+            totals = arms.setdefault(side, {"requests": 0, "errors": 0, "latency": {"bounds": [], "counts": []}})
+            totals["requests"] += row["requests"]
+            totals["errors"] += row["errors_5xx"]
+            lat = row["latency"]
+            merged = totals["latency"]
+            if not merged["bounds"]:
+                totals["latency"] = {"bounds": list(lat["bounds"]), "counts": list(lat["counts"])}
+            elif len(lat["counts"]) == len(merged["counts"]):
+                merged["counts"] = [a + b for a, b in zip(merged["counts"], lat["counts"], strict=True)]
+        predictions: dict[str, list[Any]] = {"canary": [], "primary": []}
+        labelled: dict[str, tuple[int, int]] = {}
+        try:
+            frame = read_predictions(self.store, rollout["deployment"], since=since, limit=20_000)
+        except SteadError:
+            frame = None
+        if frame is not None and len(frame):
+            outputs = [c for c in frame.columns if c.startswith("outputs.")]
+            for side, mask in (
+                ("canary", (frame["version"] == rollout["candidate"]) & (frame["route"] == "canary")),
+                ("primary", frame["route"] == "primary"),
+            ):
+                part = frame[mask]
+                if outputs:
+                    predictions[side] = part[outputs[0]].tolist()
+                    labels = part["label"]
+                    has = labels.notna()
+                    if has.any():
+                        hits = int((part.loc[has, outputs[0]].astype(str) == labels[has].astype(str)).sum())
+                        labelled[side] = (hits, int(has.sum()))
+
+        def arm(side: str) -> Arm:
+            data = arms.get(side, {"requests": 0, "errors": 0, "latency": {}})
+            hits, n = labelled.get(side, (0, 0))
+            return Arm(
+                requests=int(data["requests"]),
+                errors=int(data["errors"]),
+                latency=data["latency"],
+                predictions=predictions[side],
+                metric=hits / n if n else None,
+                labels=n,
+            )
+
+        return arm("canary"), arm("primary")
+
+    def _act(self, rollout: dict[str, Any], decision: str, evidence: dict[str, Any], report: TickReport) -> None:
+        from stead import deployments, registry
+
+        rid, step = rollout["id"], int(rollout["step_index"])
+        steps = [int(s) for s in rollout["steps"]]
+        deployment, model, candidate = rollout["deployment"], rollout["model"], int(rollout["candidate"])
+        label = f"{model}/{candidate} on {deployment} at {steps[step]}%"
+        if decision == "hold":
+            previous = [d for d in self.store.canary_decisions(rollout_id=rid) if d["step"] == step]
+            if not previous:  # one hold per step is evidence enough; later ticks would only repeat it
+                self.store.add_canary_decision(rid, step, "hold", evidence)
+            return
+        if decision == "rollback":
+            self.store.add_canary_decision(rid, step, "rollback", evidence)
+            baseline = rollout["baseline"]
+            why = "canary analysis: " + "; ".join(evidence.get("reasons", []))
+            if baseline is not None:
+                deployments.deploy(self.store, f"{model}/{baseline}", deployment, reason=why[:500])
+            else:
+                deployments.rollback(self.store, deployment, reason=why[:500])
+            self.store.update_rollout(rid, status="rolled_back", expected_step=step)
+            try:
+                registry.set_state(self.store, model, candidate, "rejected", why[:2000])
+            except SteadError:
+                pass
+            report.actions.append(f"rolled back {label}: {'; '.join(evidence.get('reasons', []))}")
+            return
+        if step + 1 < len(steps) and steps[step + 1] < 100:
+            self.store.add_canary_decision(rid, step, "advance", evidence)
+            deployments.deploy(
+                self.store,
+                f"{model}/{candidate}",
+                deployment,
+                canary=float(steps[step + 1]),
+                reason=f"canary analysis: advance to {steps[step + 1]}%",
+            )
+            self.store.update_rollout(rid, step_index=step + 1, expected_step=step)
+            report.actions.append(f"advanced {label} -> {steps[step + 1]}%")
+            return
+        self.store.add_canary_decision(rid, step, "promote", evidence)
+        deployments.promote(self.store, deployment, reason="canary analysis: every step passed")
+        self.store.update_rollout(rid, step_index=len(steps) - 1, status="promoted", expected_step=step)
+        try:
+            registry.set_state(self.store, model, candidate, "serving", "promoted by canary analysis")
+            if rollout["baseline"] is not None:
+                registry.set_state(self.store, model, int(rollout["baseline"]), "approved", "replaced by a promotion")
+        except SteadError:
+            pass
+        report.actions.append(f"promoted {model}/{candidate} on {deployment}: it serves 100% and is champion")
+
+    # ------------------------------------------------------------ 3. triggers
+    def _triggers(self, project: Project, name: str, spec: ModelSpec, report: TickReport) -> None:
+        from stead.retraining.triggers import TriggerState, decide, triggers_from_spec
+
+        self._resume(project, name, report)
+        retrain = spec.retrain
+        triggers = [t for t in triggers_from_spec(list(retrain.on), retrain.schedule) if t.kind != "manual"]
+        if not triggers:
+            return
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        recent = self.store.list_pipeline_runs(name, limit=20)
+        automatic = [p for p in recent if p["trigger"] != "manual"]
+        last_fired = datetime.fromtimestamp(automatic[0]["started_at"], UTC) if automatic else None
+        if any(p["status"] == "RUNNING" for p in recent):
+            return  # one pipeline at a time per model
+        alerts: list[dict[str, Any]] = []
+        if spec.deploy is not None and hasattr(self.store, "list_alerts"):
+            found: list[Any] = self.store.list_alerts(open_only=True, deployment=spec.deploy.deployment)
+            alerts = [{"id": getattr(a, "id", None), "rule": getattr(a, "rule", "")} for a in found]
+        fingerprint = trained = None
+        if any(t.kind == "new_data" for t in triggers):
+            from stead.datasets import content_hash
+            from stead.retraining.pipeline import load_data
+
+            try:
+                fingerprint = content_hash(load_data(spec, project.root))
+            except SteadError:
+                fingerprint = None
+            done = [p for p in recent if p.get("run_id")]
+            if done:
+                trained = self.store.get_run(done[0]["run_id"]).tags.get("stead.data_hash")
+        state = TriggerState(
+            now=now,
+            last_checked=self.last_checked.get(name),
+            last_fired=last_fired,
+            alerts=alerts,
+            data_fingerprint=fingerprint,
+            trained_fingerprint=trained,
+        )
+        self.last_checked[name] = now
+        decision = decide(triggers, state, spec.retrain.cooldown_seconds)
+        if not decision.fire or decision.key is None:
+            return
+        started = self.store.create_pipeline_run(
+            name, decision.kind, decision.reason, decision.key, dict(decision.cause)
+        )
+        if not started["created"]:
+            return  # this cause already fired (before a restart, say)
+        report.actions.append(f"{name}: {decision.reason} -> pipeline run {str(started['id'])[:12]}")
+        self._launch(name, str(started["id"]), decision.kind, decision.reason, report)
+
+    def _resume(self, project: Project, name: str, report: TickReport) -> None:
+        """Pipeline runs left RUNNING by a controller that died: start again, or close them honestly."""
+        for record in self.store.list_pipeline_runs(name, limit=20):
+            if record["status"] != "RUNNING" or record["trigger"] == "manual":
+                continue
+            alive = False
+            if record["run_id"]:
+                alive = self.store.get_run(record["run_id"]).status == "RUNNING"
+            elif self.clock() - record["started_at"] < 60:
+                alive = True  # just started; its run is not recorded yet
+            if alive:
+                continue
+            if record["version"] is not None:
+                self.store.update_pipeline_run(
+                    record["id"],
+                    status="FAILED",
+                    error=f"interrupted after registering version {record['version']}; it stays a candidate",
+                )
+                continue
+            report.actions.append(f"{name}: resuming pipeline run {record['id'][:12]} ({record['trigger']})")
+            self._launch(name, record["id"], record["trigger"], record["reason"] or "", report)
+
+    def _launch(self, model: str, pipeline_id: str, trigger: str, reason: str, report: TickReport) -> None:
+        if self.inline:
+            from stead.project import load_project
+            from stead.retraining.pipeline import run_pipeline
+
+            try:
+                result = run_pipeline(
+                    self.store,
+                    load_project(self.project_file),
+                    model,
+                    reason=reason,
+                    trigger=trigger,
+                    pipeline_id=pipeline_id,
+                )
+                report.actions.append(
+                    f"{model}: pipeline {pipeline_id[:12]} -> {model}/{result.version} "
+                    f"{'approved' if result.approved else 'rejected'}"
+                )
+            except Exception as exc:  # the user's training code failed; the record says how
+                report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed: {exc}")
+            return
+        settings = self.store.settings
+        env = dict(os.environ, STEAD_URI=settings.uri)
+        if settings.artifacts:
+            env["STEAD_ARTIFACTS"] = settings.artifacts
+        if settings.token:
+            env["STEAD_TOKEN"] = settings.token
+        command = [
+            sys.executable,
+            "-m",
+            "stead",
+            "run",
+            model,
+            "--file",
+            str(self.project_file),
+            "--reason",
+            reason,
+            "--pipeline-id",
+            pipeline_id,
+            "--json",
+        ]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=self.project_file.parent)
+        if done.returncode in (0, 3):
+            try:
+                outcome = json.loads(done.stdout)
+                verdict = "approved" if outcome.get("approved") else "rejected"
+                report.actions.append(
+                    f"{model}: pipeline {pipeline_id[:12]} -> {model}/{outcome.get('version')} {verdict}"
+                )
+            except ValueError:
+                report.actions.append(f"{model}: pipeline {pipeline_id[:12]} finished")
+        else:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[0]
+            report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed: {last}")

@@ -1,0 +1,155 @@
+"""The controller: one lease per store, automatic canary analysis driving rollouts, and triggers that fire
+exactly once per cause, across restarts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stead.client import Client
+from stead.project import load_project
+from stead.retraining.controller import Controller
+from stead.retraining.pipeline import run_pipeline
+
+TRAIN = """
+from sklearn.linear_model import LogisticRegression
+
+def train(ctx):
+    return LogisticRegression(C=float(ctx.params.get("C", 1.0)), max_iter=300).fit(ctx.X, ctx.y)
+"""
+
+YAML = """
+project: test
+models:
+  churn:
+    train: train.py:train
+    data: data.parquet
+    target: y
+    task: classification
+    gates:
+      - {{metric: roc_auc, min: 0.6}}
+    deploy:
+      deployment: churn-api
+      rollout: [10, 50, 100]
+      analysis: {{min_requests: 200, max_error_rate: 0.01}}
+    retrain:
+      on: [{on}]
+      cooldown: 1h
+"""
+
+
+def _data(root: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(1200, 2))
+    y = (x[:, 0] + rng.normal(scale=0.7, size=1200) > 0).astype(int)
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y}).to_parquet(root / "data.parquet", index=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    _data(tmp_path, 0)
+    (tmp_path / "train.py").write_text(TRAIN)
+    (tmp_path / "stead.yaml").write_text(YAML.format(on="new_data"))
+    return tmp_path / "stead.yaml"
+
+
+def _health(client: Client, version: int, route: str, requests: int, errors: int, latency_ms: float = 2.0) -> None:
+    now = time.time() + 1
+    bounds = [0.001, 0.0025, 0.005, 0.01, 0.05, 0.1]
+    counts = [0] * len(bounds)
+    counts[next(i for i, b in enumerate(bounds) if latency_ms / 1000 <= b)] = requests
+    client.store.add_serving_stats(
+        [
+            {
+                "deployment": "churn-api",
+                "model": "churn",
+                "version": version,
+                "route": route,
+                "worker": "w1",
+                "window_start": now - 5,
+                "window_end": now,
+                "requests": requests,
+                "errors_4xx": 0,
+                "errors_5xx": errors,
+                "latency": {"bounds": bounds, "counts": counts},
+            }
+        ]
+    )
+
+
+def _canary(client: Client, project: Path) -> None:
+    assert run_pipeline(client.store, load_project(project), "churn").approved
+    second = run_pipeline(client.store, load_project(project), "churn", params={"C": 0.5})
+    assert second.approved and second.rollout and "canary" in second.rollout
+
+
+def test_one_controller_holds_the_lease_and_the_other_waits(client: Client, project: Path) -> None:
+    first = Controller(client.store, project, holder="a")
+    second = Controller(client.store, project, holder="b")
+    assert first.tick().held
+    report = second.tick()
+    assert not report.held and report.holder == "a"
+    client.store.release_lease("controller", "a")
+    assert second.tick().held
+
+
+def test_a_good_canary_is_advanced_step_by_step_and_promoted(client: Client, project: Path) -> None:
+    _canary(client, project)
+    ctl = Controller(client.store, project, holder="c", run_pipelines_inline=True)
+    ctl.tick()
+    assert client.store.list_rollouts("churn-api")[0]["step_index"] == 0  # held: no canary traffic yet
+    _health(client, 2, "canary", 300, 0)
+    _health(client, 1, "primary", 2700, 1)
+    ctl.tick()
+    routes = {(r.version, r.kind): r.weight for r in client.get_deployment("churn-api").routes}
+    assert routes[(2, "canary")] == pytest.approx(0.5)
+    # Restart: a new controller continues from the stored step.
+    client.store.release_lease("controller", "c")
+    time.sleep(0.05)
+    _health(client, 2, "canary", 1500, 2)
+    _health(client, 1, "primary", 1500, 2)
+    Controller(client.store, project, holder="d", run_pipelines_inline=True).tick()
+    assert [(r.version, r.kind) for r in client.get_deployment("churn-api").routes] == [(2, "primary")]
+    assert client.get_model_version("churn", "champion").version == 2
+    rollout = client.store.list_rollouts("churn-api")[0]
+    assert rollout["status"] == "promoted"
+    decisions = [d["decision"] for d in client.store.canary_decisions(rollout_id=rollout["id"])]
+    assert decisions == ["hold", "advance", "promote"]
+
+
+def test_a_canary_with_more_errors_is_rolled_back_with_its_evidence(client: Client, project: Path) -> None:
+    _canary(client, project)
+    _health(client, 2, "canary", 400, 20)
+    _health(client, 1, "primary", 3600, 3)
+    Controller(client.store, project, holder="c", run_pipelines_inline=True).tick()
+    assert [(r.version, r.kind) for r in client.get_deployment("churn-api").routes] == [(1, "primary")]
+    rollout = client.store.list_rollouts("churn-api")[0]
+    assert rollout["status"] == "rolled_back"
+    decision = client.store.canary_decisions(rollout_id=rollout["id"])[-1]
+    assert decision["decision"] == "rollback"
+    assert "error rate 5.00% is above the limit 1.00%" in decision["evidence"]["reasons"][0]
+    assert decision["evidence"]["evidence"]["error_rate"]["canary"] == pytest.approx(0.05)
+    assert client.get_model_version("churn", 2).state == "rejected"
+    assert client.get_model_version("churn", "champion").version == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_new_data_fires_one_retrain_across_restarts_in_a_subprocess(client: Client, project: Path) -> None:
+    assert run_pipeline(client.store, load_project(project), "churn").approved
+    assert Controller(client.store, project, holder="x").tick().actions == []
+    _data(project.parent, 1)  # the data at the model's path changes
+    report = Controller(client.store, project, holder="x").tick()
+    assert any("the data changed" in a for a in report.actions), report
+    assert any("approved" in a or "rejected" in a for a in report.actions), report
+    runs = client.store.list_pipeline_runs("churn")
+    assert [r["trigger"] for r in runs] == ["new_data", "manual"]
+    assert runs[0]["status"] in ("APPROVED", "REJECTED") and runs[0]["version"] == 2
+    client.store.release_lease("controller", "x")
+    # Another controller after a restart: the same cause does not fire again.
+    again = Controller(client.store, project, holder="y").tick()
+    assert not any("pipeline run" in a for a in again.actions)
+    assert len(client.store.list_pipeline_runs("churn")) == 2
