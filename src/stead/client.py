@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stead.entities import (
+    Alert,
     AliasMove,
     DatasetVersion,
     Experiment,
@@ -280,3 +281,38 @@ class Client:
         from stead.deployments import read_predictions
 
         return read_predictions(self.store, deployment, since, limit)
+
+    # ---- monitoring (issue 6)
+    def monitor(self, deployment: str, window: int | None = None) -> dict[str, Any]:
+        """The drift and performance report of ``deployment``'s last ``window`` predictions, computed now.
+
+        The shape ``stead monitor --json`` prints. Thresholds come from the ``stead.yaml`` of the current folder
+        when it declares the deployment. Nothing is stored and no alert is raised (the controller does that).
+        """
+        from stead.monitoring.monitor import compute_monitor, find_monitor_spec, serving_version
+
+        spec = find_monitor_spec(deployment, serving_version(self.store, deployment).name)
+        return compute_monitor(self.store, deployment, window, spec=spec)
+
+    def record_monitor(self, deployment: str, window: int | None = None, notify: bool = True) -> dict[str, Any]:
+        """Compute and store a report, open and resolve alerts, and notify about new ones (the controller's step)."""
+        from stead.monitoring.monitor import find_monitor_spec, record_monitor, serving_version
+
+        spec = find_monitor_spec(deployment, serving_version(self.store, deployment).name)
+        return record_monitor(self.store, deployment, window, spec=spec, notify=notify)
+
+    def monitor_reports(self, deployment: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The stored monitor reports of a deployment, oldest first."""
+        return self.store.list_monitor_reports(deployment, limit)
+
+    def drift_history(self, deployment: str, feature: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Per-feature drift over successive stored reports, oldest first."""
+        return self.store.drift_history(deployment, feature, limit)
+
+    def list_alerts(self, open_only: bool = True, deployment: str | None = None) -> list[Alert]:
+        """Open alerts (or, with ``open_only=False``, every alert), newest first."""
+        return self.store.list_alerts(open_only, deployment)
+
+    def ack_alert(self, alert_id: int) -> Alert:
+        """Acknowledge an alert: it is marked seen and stays open until its condition clears."""
+        return self.store.ack_alert(alert_id, self.settings.user)

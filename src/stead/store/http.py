@@ -23,7 +23,7 @@ from typing import IO, Any, cast
 import httpx
 
 from stead._version import __version__
-from stead.entities import AliasMove, DatasetVersion, Experiment, MetricPoint, ModelVersion, Ref, Run, RunList
+from stead.entities import Alert, AliasMove, DatasetVersion, Experiment, MetricPoint, ModelVersion, Ref, Run, RunList
 from stead.errors import NotFoundError, RemoteError, StoreError, from_dict
 from stead.settings import Settings
 from stead.store.artifacts import CHUNK, BlobStore, _check_digest, _label
@@ -738,6 +738,50 @@ class HttpStore:
     def get_feedback(self, deployment: str, request_ids: list[str] | None = None) -> dict[str, Any]:
         return self._call(  # type: ignore[no-any-return]
             "get_feedback", deployment=deployment, request_ids=request_ids
+        )
+
+    # ---- monitoring (issue 6): monitor reports, drift history and alerts
+    def add_monitor_report(
+        self,
+        deployment: str,
+        report: dict[str, Any],
+        model: str | None = None,
+        version: int | None = None,
+        at: float | None = None,
+    ) -> int:
+        return self._call(  # type: ignore[no-any-return]
+            "add_monitor_report", deployment=deployment, report=report, model=model, version=version, at=at
+        )
+
+    def list_monitor_reports(self, deployment: str, limit: int = 100, with_report: bool = True) -> list[dict[str, Any]]:
+        return self._call(  # type: ignore[no-any-return]
+            "list_monitor_reports", deployment=deployment, limit=limit, with_report=with_report
+        )
+
+    def drift_history(self, deployment: str, feature: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._call("drift_history", deployment=deployment, feature=feature, limit=limit)  # type: ignore[no-any-return]
+
+    def open_alert(
+        self,
+        deployment: str,
+        rule: str,
+        report_id: int | None = None,
+        details: dict[str, Any] | None = None,
+        at: float | None = None,
+    ) -> Alert:
+        return self._call(  # type: ignore[no-any-return]
+            "open_alert", deployment=deployment, rule=rule, report_id=report_id, details=details, at=at
+        )
+
+    def resolve_alert(self, alert_id: int, at: float | None = None) -> Alert:
+        return self._call("resolve_alert", alert_id=alert_id, at=at)  # type: ignore[no-any-return]
+
+    def ack_alert(self, alert_id: int, actor: str | None = None) -> Alert:
+        return self._call("ack_alert", alert_id=alert_id, actor=actor or self.settings.user)  # type: ignore[no-any-return]
+
+    def list_alerts(self, open_only: bool = True, deployment: str | None = None, limit: int = 1000) -> list[Alert]:
+        return self._call(  # type: ignore[no-any-return]
+            "list_alerts", open_only=open_only, deployment=deployment, limit=limit
         )
 
 

@@ -302,3 +302,20 @@ ROUTES.update({
     "get_feedback":            Route("POST", "/predictions/{deployment}/feedback/query", "read", "json"),
 })
 # fmt: on
+
+
+# ---- monitoring (issue 6): monitor reports, drift history and alerts
+from stead.entities import Alert  # noqa: E402
+
+CODECS.update({"alert": entity_codec(Alert), "alerts": entities_codec(Alert)})
+# fmt: off
+ROUTES.update({
+    "add_monitor_report":      Route("POST", "/monitor/{deployment}/reports",       "write", "json"),
+    "list_monitor_reports":    Route("GET",  "/monitor/{deployment}/reports",       "read",  "json"),
+    "drift_history":           Route("GET",  "/monitor/{deployment}/drift",         "read",  "json"),
+    "open_alert":              Route("POST", "/alerts",                             "write", "alert"),
+    "list_alerts":             Route("GET",  "/alerts",                             "read",  "alerts"),
+    "resolve_alert":           Route("POST", "/alerts/{alert_id}/resolve",          "write", "alert"),
+    "ack_alert":               Route("POST", "/alerts/{alert_id}/ack",              "write", "alert"),
+})
+# fmt: on

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from stead.entities import (
     RUN_STATUSES,
     VERSION_STATES,
+    Alert,
     AliasMove,
     DatasetUse,
     DatasetVersion,
@@ -1851,5 +1852,214 @@ class SqlStore:
                 for r in conn.execute(stmt):
                     out[r[0]] = r[1]
             return out
+
+        return self._read(read)
+
+    # ---- monitoring (issue 6): monitor reports, drift history and alerts
+    @staticmethod
+    def _epoch(value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float):
+            return float(value)
+        return datetime.fromisoformat(str(value)).timestamp()
+
+    def add_monitor_report(
+        self,
+        deployment: str,
+        report: dict[str, Any],
+        model: str | None = None,
+        version: int | None = None,
+        at: float | None = None,
+    ) -> int:
+        """Store a monitor report, one drift point per compared feature, and the edge ``deployment -> report``."""
+        now = time.time() if at is None else at
+        window = report.get("window") or {}
+        drift = report.get("drift") or {}
+
+        def write(conn: Connection) -> int:
+            inserted = conn.execute(
+                insert(s.monitor_reports).values(
+                    deployment=deployment,
+                    model=model,
+                    version=version,
+                    at=now,
+                    window_start=self._epoch(window.get("start")),
+                    window_end=self._epoch(window.get("end")),
+                    rows=int(window.get("rows") or 0),
+                    drift_share=drift.get("share"),
+                    drifted=drift.get("drifted"),
+                    report=report,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            report_id = int(inserted[0])
+            points = [
+                {
+                    "report_id": report_id,
+                    "deployment": deployment,
+                    "at": now,
+                    "feature": str(name)[:256],
+                    "method": str(col.get("method") or "")[:32],
+                    "statistic": col.get("statistic"),
+                    "p_value": col.get("p_value"),
+                    "drifted": bool(col.get("drifted")),
+                }
+                for name, col in (drift.get("columns") or {}).items()
+            ]
+            if points:
+                conn.execute(insert(s.drift_points), points)
+            edge = {"rows": window.get("rows")}
+            self._add_edge(conn, f"deployment:{deployment}", f"report:{report_id}", "monitored", edge, now)
+            return report_id
+
+        return self._write(write)
+
+    def list_monitor_reports(self, deployment: str, limit: int = 100, with_report: bool = True) -> list[dict[str, Any]]:
+        """A deployment's latest ``limit`` monitor reports, oldest first (``report`` is the whole report)."""
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            mr = s.monitor_reports
+            rows = conn.execute(
+                select(mr).where(mr.c.deployment == deployment).order_by(mr.c.at.desc(), mr.c.id.desc()).limit(limit)
+            ).all()
+            return [
+                {
+                    "id": r.id,
+                    "deployment": r.deployment,
+                    "model": r.model,
+                    "version": r.version,
+                    "at": r.at,
+                    "window_start": r.window_start,
+                    "window_end": r.window_end,
+                    "rows": r.rows,
+                    "drift_share": r.drift_share,
+                    "drifted": r.drifted,
+                    **({"report": r.report} if with_report else {}),
+                }
+                for r in reversed(rows)
+            ]
+
+        return self._read(read)
+
+    def drift_history(self, deployment: str, feature: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Drift points of a deployment (of one feature, or all), the latest ``limit``, oldest first."""
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            dp = s.drift_points
+            stmt = select(dp).where(dp.c.deployment == deployment)
+            if feature is not None:
+                stmt = stmt.where(dp.c.feature == feature)
+            rows = conn.execute(stmt.order_by(dp.c.at.desc(), dp.c.report_id.desc()).limit(limit)).all()
+            return [
+                {
+                    "report_id": r.report_id,
+                    "at": r.at,
+                    "feature": r.feature,
+                    "method": r.method,
+                    "statistic": r.statistic,
+                    "p_value": r.p_value,
+                    "drifted": r.drifted,
+                }
+                for r in reversed(rows)
+            ]
+
+        return self._read(read)
+
+    @staticmethod
+    def _alert(r: Any) -> Alert:
+        details = dict(r.details or {})
+        details.setdefault("report_id", r.report_id)
+        if r.acknowledged_by:
+            details["acknowledged_by"] = r.acknowledged_by
+        return Alert(
+            id=r.id,
+            rule=r.rule,
+            deployment=r.deployment,
+            opened_at=_dt(r.opened_at),
+            resolved_at=_dt(r.resolved_at),
+            acknowledged=bool(r.acknowledged),
+            details=details,
+        )
+
+    def _alert_row(self, conn: Connection, alert_id: int) -> Any:
+        row = conn.execute(select(s.alerts).where(s.alerts.c.id == alert_id)).first()
+        if row is None:
+            raise NotFoundError(f"no alert {alert_id}", hint="list the alerts with: stead alerts list --all")
+        return row
+
+    def open_alert(
+        self,
+        deployment: str,
+        rule: str,
+        report_id: int | None = None,
+        details: dict[str, Any] | None = None,
+        at: float | None = None,
+    ) -> Alert:
+        """Open an alert for ``rule`` on ``deployment``, or return the one already open (one open alert per rule).
+
+        A new alert is linked in lineage as ``report:<id> -> alert:<id>`` (``deployment -> alert`` without a report).
+        """
+        now = time.time() if at is None else at
+        key = f"{deployment}|{rule}"[:400]
+
+        def write(conn: Connection) -> Alert:
+            stmt = self._upsert(s.alerts).values(
+                rule=rule[:256],
+                deployment=deployment,
+                opened_at=now,
+                acknowledged=False,
+                open_key=key,
+                report_id=report_id,
+                details=dict(details or {}),
+            )
+            result = conn.execute(stmt.on_conflict_do_nothing(index_elements=["open_key"]))
+            row = conn.execute(select(s.alerts).where(s.alerts.c.open_key == key)).one()
+            if result.rowcount:
+                source = f"report:{report_id}" if report_id is not None else f"deployment:{deployment}"
+                self._add_edge(conn, source, f"alert:{row.id}", "raised", {"rule": rule}, now)
+            return self._alert(row)
+
+        return self._write(write)
+
+    def resolve_alert(self, alert_id: int, at: float | None = None) -> Alert:
+        """Close an open alert (its condition cleared); resolving a resolved alert changes nothing."""
+        now = time.time() if at is None else at
+
+        def write(conn: Connection) -> Alert:
+            self._alert_row(conn, alert_id)
+            conn.execute(
+                update(s.alerts)
+                .where(s.alerts.c.id == alert_id, s.alerts.c.resolved_at.is_(None))
+                .values(resolved_at=now, open_key=None)
+            )
+            return self._alert(self._alert_row(conn, alert_id))
+
+        return self._write(write)
+
+    def ack_alert(self, alert_id: int, actor: str | None = None) -> Alert:
+        """Mark an alert as seen; it stays open until its condition clears."""
+        who = actor or self.settings.user
+
+        def write(conn: Connection) -> Alert:
+            self._alert_row(conn, alert_id)
+            stmt = update(s.alerts).where(s.alerts.c.id == alert_id)
+            conn.execute(stmt.values(acknowledged=True, acknowledged_by=who))
+            return self._alert(self._alert_row(conn, alert_id))
+
+        return self._write(write)
+
+    def list_alerts(self, open_only: bool = True, deployment: str | None = None, limit: int = 1000) -> list[Alert]:
+        """Alerts, newest first: the open ones, or with ``open_only=False`` every alert."""
+
+        def read(conn: Connection) -> list[Alert]:
+            a = s.alerts
+            stmt = select(a)
+            if open_only:
+                stmt = stmt.where(a.c.resolved_at.is_(None))
+            if deployment is not None:
+                stmt = stmt.where(a.c.deployment == deployment)
+            rows = conn.execute(stmt.order_by(a.c.opened_at.desc(), a.c.id.desc()).limit(limit))
+            return [self._alert(r) for r in rows]
 
         return self._read(read)
