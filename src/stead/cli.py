@@ -634,12 +634,30 @@ def serve(
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback bind without tokens.")] = False,
 ) -> None:
     """The HTTP server: REST API, prediction, feedback, metrics and UI."""
+    import threading
+
     from stead.serving.app import run_server
     from stead.settings import Settings
 
-    run_server(
-        Settings.from_env(), host=host, port=port, workers=workers, controller=not no_controller, insecure=insecure
-    )
+    settings = Settings.from_env()
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+    project_file = Path("stead.yaml")
+    if not no_controller and project_file.exists() and settings.backend != "http":
+        # The controller runs beside the server (the laptop experience is one command); it takes the store's
+        # lease, so with several servers on one store exactly one of them drives the loop.
+        from stead.retraining.controller import Controller
+        from stead.store import open_store
+
+        ctl = Controller(open_store(settings), project_file, echo=lambda line: typer.echo(f"controller: {line}"))
+        thread = threading.Thread(target=ctl.run, kwargs={"stop": stop}, name="stead-controller", daemon=True)
+        thread.start()
+    try:
+        run_server(settings, host=host, port=port, workers=workers, controller=thread is not None, insecure=insecure)
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=30)
 
 
 # ---------------------------------------------------------------- monitoring (issue 6)

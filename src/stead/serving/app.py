@@ -137,7 +137,8 @@ def run_server(
     controller: bool = True,
     insecure: bool = False,
 ) -> None:
-    """Serve until SIGTERM or Ctrl-C. ``controller`` is accepted for the closed-loop work and ignored for now.
+    """Serve until SIGTERM or Ctrl-C. ``controller`` says whether the caller (the CLI, the composition root)
+    runs the controller beside the server; the serving layer itself never imports it.
 
     With ``workers > 1`` each worker re-reads its settings from the environment (``create_app_from_env``).
     """
