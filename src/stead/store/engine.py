@@ -25,7 +25,7 @@ from stead.errors import MissingDependency, SchemaTooNewError, StoreError
 
 # Every migration revision, oldest first. ``tests/store/test_migrations.py`` checks this against Alembic's
 # script directory, so opening an up-to-date store never has to import Alembic.
-REVISIONS: tuple[str, ...] = ("0001",)
+REVISIONS: tuple[str, ...] = ("0001", "0002")  # 0002: MLflow compatibility (issue 10)
 HEAD = REVISIONS[-1]
 _PG_LOCK_KEY = 0x5734AD  # advisory lock id for migrations
 

@@ -784,5 +784,67 @@ class HttpStore:
             "list_alerts", open_only=open_only, deployment=deployment, limit=limit
         )
 
+    # ---- MLflow compatibility (issue 10): mirrors of SqlStore's mlflow_* methods
+    def mlflow_create_experiment(self, name: str) -> int:
+        return self._call("mlflow_create_experiment", name=name)  # type: ignore[no-any-return]
+
+    def mlflow_create_run(
+        self,
+        experiment: str,
+        run_id: str | None = None,
+        name: str | None = None,
+        start_time: float | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: str | None = None,
+    ) -> str:
+        return self._call(  # type: ignore[no-any-return]
+            "mlflow_create_run",
+            experiment=experiment,
+            run_id=run_id,
+            name=name,
+            start_time=start_time,
+            tags=dict(tags) if tags is not None else None,
+            user=user,
+        )
+
+    def mlflow_update_run(
+        self, run_id: str, status: str | None = None, end_time: float | None = None, name: str | None = None
+    ) -> None:
+        self._call("mlflow_update_run", run_id=run_id, status=status, end_time=end_time, name=name)
+
+    def mlflow_log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[tuple[str, float, int, float]] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        delete_tags: Sequence[str] = (),
+    ) -> None:
+        self._call(
+            "mlflow_log_batch",
+            run_id=run_id,
+            metrics=[list(m) for m in metrics],
+            params=dict(params) if params is not None else None,
+            tags=dict(tags) if tags is not None else None,
+            delete_tags=list(delete_tags),
+        )
+
+    def mlflow_objects(
+        self, kind: str, keys: list[str] | None = None, prefix: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        return self._call("mlflow_objects", kind=kind, keys=keys, prefix=prefix)  # type: ignore[no-any-return]
+
+    def mlflow_put_object(self, kind: str, key: str, doc: dict[str, Any], merge: bool = True) -> dict[str, Any]:
+        return self._call("mlflow_put_object", kind=kind, key=key, doc=doc, merge=merge)  # type: ignore[no-any-return]
+
+    def mlflow_record_files(self, files: dict[str, list[Any]]) -> None:
+        self._call("mlflow_record_files", files=files)
+
+    def mlflow_list_files(self, prefix: str) -> dict[str, list[Any]]:
+        return self._call("mlflow_list_files", prefix=prefix)  # type: ignore[no-any-return]
+
+    def mlflow_create_model(self, name: str, description: str | None = None) -> bool:
+        return self._call("mlflow_create_model", name=name, description=description)  # type: ignore[no-any-return]
+
 
 from stead.entities import Deployment, DeploymentRevision  # noqa: E402 - the deployments section's entities

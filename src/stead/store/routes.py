@@ -319,3 +319,19 @@ ROUTES.update({
     "ack_alert":               Route("POST", "/alerts/{alert_id}/ack",              "write", "alert"),
 })
 # fmt: on
+
+
+# ---- MLflow compatibility (issue 10): the store methods behind /api/2.0/mlflow and `stead import mlflow`
+# fmt: off
+ROUTES.update({
+    "mlflow_create_experiment": Route("POST", "/mlflow/experiments",                "write", "json"),
+    "mlflow_create_run":        Route("POST", "/mlflow/runs",                       "write", "json"),
+    "mlflow_update_run":        Route("POST", "/mlflow/runs/{run_id}",              "write", "none"),
+    "mlflow_log_batch":         Route("POST", "/mlflow/runs/{run_id}/batch",        "write", "none"),
+    "mlflow_objects":           Route("POST", "/mlflow/objects/{kind}/query",       "read",  "json"),
+    "mlflow_put_object":        Route("PUT",  "/mlflow/objects/{kind}/{key:path}",  "write", "json"),
+    "mlflow_record_files":      Route("POST", "/mlflow/files",                      "write", "none"),
+    "mlflow_list_files":        Route("POST", "/mlflow/files/query",                "read",  "json"),
+    "mlflow_create_model":      Route("POST", "/mlflow/models",                     "write", "json"),
+})
+# fmt: on

@@ -480,3 +480,30 @@ lineage_edges = Table(
     UniqueConstraint("source", "target", "kind"),
     Index(None, "target"),
 )
+
+# ---------------------------------------------------------------- MLflow compatibility (issue 10)
+# What MLflow's API knows and stead's own tables do not: experiment and registered-model tags, run lifecycle
+# (deleted/restored), MLflow 3 logged models, model-version tags, and the id mapping of `stead import mlflow`.
+# One JSON document per (kind, key).
+mlflow_objects = Table(
+    "mlflow_objects",
+    metadata,
+    Column("kind", String(32), nullable=False),
+    Column("key", String(400), nullable=False),
+    Column("doc", JSONText, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    PrimaryKeyConstraint("kind", "key"),
+)
+
+# The artifact proxy's files that belong to no run (logged models' files): MLflow artifact path -> blob.
+# Files under "<experiment>/<run id>/artifacts/" are run artifacts and live in ``run_artifacts``.
+mlflow_files = Table(
+    "mlflow_files",
+    metadata,
+    Column("path", String(1024), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+    PrimaryKeyConstraint("path"),
+)

@@ -2063,3 +2063,295 @@ class SqlStore:
             return [self._alert(r) for r in rows]
 
         return self._read(read)
+
+    # ---- MLflow compatibility (issue 10): what the /api/2.0/mlflow API and `stead import mlflow` need beyond the
+    # methods above. MLflow lets a client write to a finished run and reopen it, and has no heartbeat: runs made
+    # here get ``heartbeat_at`` NULL, so silence never turns them FAILED. MLflow-only state (experiment and
+    # registered-model tags, run lifecycle, logged models, version tags, the import's id mapping) is one JSON
+    # document per (kind, key) in ``mlflow_objects``; artifact-proxy files outside runs are in ``mlflow_files``.
+    @staticmethod
+    def _mlflow_check_experiment(name: object) -> str:
+        if not isinstance(name, str) or not name.strip() or len(name) > 256 or "\n" in name:
+            raise ValidationError(f"experiment name {name!r} is not allowed: use 1-256 characters on one line")
+        return name
+
+    def mlflow_create_experiment(self, name: str) -> int:
+        """Create an experiment (any one-line name MLflow allows); ConflictError when the name is taken."""
+        self._mlflow_check_experiment(name)
+
+        def write(conn: Connection) -> int:
+            if conn.execute(select(s.experiments.c.id).where(s.experiments.c.name == name)).first() is not None:
+                raise ConflictError(f"experiment {name!r} already exists")
+            return self._experiment_id(conn, name, create=True)
+
+        return self._write(write)
+
+    def mlflow_create_run(
+        self,
+        experiment: str,
+        run_id: str | None = None,
+        name: str | None = None,
+        start_time: float | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: str | None = None,
+    ) -> str:
+        """A RUNNING run as MLflow makes one: no heartbeat, ``user`` recorded as its creator."""
+        self._mlflow_check_experiment(experiment)
+        rid = run_id or uuid.uuid4().hex
+        tags = dict(tags or {})
+        self._check_items(rid, tags, "tag", MAX_TAG_VALUE)
+        now = time.time() if start_time is None else float(start_time)
+
+        def write(conn: Connection) -> str:
+            exp_id = self._experiment_id(conn, experiment, create=True)
+            conn.execute(
+                insert(s.runs).values(
+                    id=rid,
+                    experiment_id=exp_id,
+                    name=name,
+                    status="RUNNING",
+                    start_time=now,
+                    heartbeat_at=None,
+                    env={},
+                    created_by=user or self.settings.user,
+                )
+            )
+            if tags:
+                conn.execute(insert(s.tags), [{"run_id": rid, "key": k, "value": v} for k, v in tags.items()])
+            return rid
+
+        try:
+            return self._write(write)
+        except SAIntegrityError as exc:
+            raise ConflictError(f"a run with id {rid!r} already exists") from exc
+
+    def mlflow_update_run(
+        self, run_id: str, status: str | None = None, end_time: float | None = None, name: str | None = None
+    ) -> None:
+        """MLflow's UpdateRun: set the status (RUNNING reopens the run), end time and name."""
+        if status is not None and status not in RUN_STATUSES:
+            raise ValidationError(f"status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+
+        def write(conn: Connection) -> None:
+            row = conn.execute(select(s.runs.c.status).where(s.runs.c.id == run_id)).first()
+            if row is None:
+                raise NotFoundError(f"no run with id {run_id!r}", hint="list runs with: stead runs list")
+            values: dict[str, Any] = {}
+            if name is not None:
+                values["name"] = name
+            if status == "RUNNING":
+                values.update(status="RUNNING", end_time=None, error=None, heartbeat_at=None)
+            elif status is not None:
+                values.update(status=status, end_time=time.time() if end_time is None else float(end_time))
+                if row[0] == "FAILED" and status != "FAILED":
+                    values["error"] = None
+            elif end_time is not None:
+                values["end_time"] = float(end_time)
+            if values:
+                conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+
+        self._write(write)
+
+    def mlflow_log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[tuple[str, float, int, float]] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        delete_tags: Sequence[str] = (),
+    ) -> None:
+        """``log_batch`` as MLflow allows it: on a run in any status; ``delete_tags`` removes tags."""
+        params = dict(params or {})
+        tags = dict(tags or {})
+        self._check_items(run_id, params, "param", MAX_PARAM_VALUE)
+        self._check_items(run_id, tags, "tag", MAX_TAG_VALUE)
+        points: list[tuple[str, str, int, float, float | None, str | None]] = []
+        for key, value, step, ts in metrics:
+            check_key(key, "metric", run_id)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValidationError(f"metric {key!r} of run {run_id}: value must be a number, got {value!r}")
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise ValidationError(f"metric {key!r} of run {run_id}: step must be an integer, got {step!r}")
+            v, nf = _split_float(float(value))
+            points.append((run_id, key, step, float(ts), v, nf))
+
+        def write(conn: Connection) -> None:
+            if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+                raise NotFoundError(f"no run with id {run_id!r}", hint="list runs with: stead runs list")
+            if params:
+                existing = dict(
+                    conn.execute(
+                        select(s.params.c.key, s.params.c.value).where(
+                            s.params.c.run_id == run_id, s.params.c.key.in_(list(params))
+                        )
+                    ).all()
+                )
+                for key, value in params.items():
+                    if key in existing and existing[key] != value:
+                        raise ConflictError(
+                            f"param {key!r} of run {run_id} is already {existing[key]!r}; params cannot change "
+                            f"(got {value!r})",
+                            hint="log a changing value as a metric or a tag",
+                        )
+                new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+                if new:
+                    conn.execute(insert(s.params), new)
+            for key, value in tags.items():
+                stmt = self._upsert(s.tags).values(run_id=run_id, key=key, value=value)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": value}))
+            if delete_tags:
+                conn.execute(delete(s.tags).where(s.tags.c.run_id == run_id, s.tags.c.key.in_(list(delete_tags))))
+            if points:
+                conn.execute(
+                    insert(s.metrics),
+                    [
+                        {"run_id": r, "key": k, "step": st, "timestamp": ts, "value": v, "nonfinite": nf}
+                        for r, k, st, ts, v, nf in points
+                    ],
+                )
+                self._update_latest(conn, run_id, points)
+
+        self._write(write)
+
+    def mlflow_objects(
+        self, kind: str, keys: list[str] | None = None, prefix: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """MLflow-side documents of ``kind`` (all, those of ``keys``, or those whose key starts with ``prefix``)."""
+        t = s.mlflow_objects
+
+        def read(conn: Connection) -> dict[str, dict[str, Any]]:
+            stmt = select(t.c.key, t.c.doc, t.c.created_at, t.c.updated_at).where(t.c.kind == kind)
+            if keys is not None:
+                if not keys:
+                    return {}
+                stmt = stmt.where(t.c.key.in_(list(keys)))
+            if prefix:
+                stmt = stmt.where(t.c.key.startswith(prefix, autoescape=True))
+            out: dict[str, dict[str, Any]] = {}
+            for r in conn.execute(stmt.order_by(t.c.created_at, t.c.key)):
+                doc = dict(r.doc or {})
+                doc.setdefault("_created_at", r.created_at)
+                doc["_updated_at"] = r.updated_at
+                out[r.key] = doc
+            return out
+
+        return self._read(read)
+
+    def mlflow_put_object(self, kind: str, key: str, doc: dict[str, Any], merge: bool = True) -> dict[str, Any]:
+        """Write a document; with ``merge`` its keys update the stored ones (dict values one level deep, and a
+        None value removes the key). Returns the stored document."""
+        t = s.mlflow_objects
+        now = time.time()
+
+        def combine(old: dict[str, Any]) -> dict[str, Any]:
+            out = dict(old) if merge else {}
+            for k, v in doc.items():
+                if k.startswith("_"):
+                    continue
+                if v is None:
+                    out.pop(k, None)
+                elif merge and isinstance(v, dict) and isinstance(out.get(k), dict):
+                    inner = dict(out[k])
+                    for ik, iv in v.items():
+                        if iv is None:
+                            inner.pop(ik, None)
+                        else:
+                            inner[ik] = iv
+                    out[k] = inner
+                else:
+                    out[k] = v
+            return out
+
+        def write(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(select(t.c.doc).where(t.c.kind == kind, t.c.key == key).with_for_update()).first()
+            if row is None:
+                new = combine({})
+                conn.execute(insert(t).values(kind=kind, key=key, doc=new, created_at=now, updated_at=now))
+            else:
+                new = combine(dict(row[0] or {}))
+                conn.execute(update(t).where(t.c.kind == kind, t.c.key == key).values(doc=new, updated_at=now))
+            return new
+
+        return self._write(write)
+
+    @staticmethod
+    def _mlflow_run_path(path: str) -> tuple[str, str] | None:
+        parts = path.split("/", 3)
+        if len(parts) == 4 and parts[2] == "artifacts" and parts[1] and parts[3]:
+            return parts[1], parts[3]
+        return None
+
+    def mlflow_record_files(self, files: dict[str, list[Any]]) -> None:
+        """Point MLflow artifact paths at stored blobs ``{path: [digest, size]}`` (bytes already durable).
+
+        ``<experiment>/<run id>/artifacts/<name>`` of an existing run is that run's artifact ``name`` (whatever
+        the run's status, as in MLflow); any other path (a logged model's files) is kept in ``mlflow_files``.
+        """
+        from stead.store.artifacts import safe_name
+
+        items: list[tuple[str, str, int]] = []
+        for path, (digest, size) in files.items():
+            safe_name(path)
+            if not self.artifacts.exists(digest):
+                raise ValidationError(f"artifact {path!r}: blob {digest} is not in the artifact store")
+            items.append((path, str(digest), int(size)))
+        now = time.time()
+
+        def write(conn: Connection) -> None:
+            for path, digest, size in items:
+                run_path = self._mlflow_run_path(path)
+                if run_path is not None and (
+                    conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_path[0])).first() is not None
+                ):
+                    stmt = self._upsert(s.run_artifacts).values(
+                        run_id=run_path[0], name=run_path[1], digest=digest, size=size, created_at=now
+                    )
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["run_id", "name"], set_={"digest": digest, "size": size, "created_at": now}
+                        )
+                    )
+                else:
+                    stmt = self._upsert(s.mlflow_files).values(path=path, digest=digest, size=size, created_at=now)
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["path"], set_={"digest": digest, "size": size, "created_at": now}
+                        )
+                    )
+
+        self._write(write)
+
+    def mlflow_list_files(self, prefix: str) -> dict[str, list[Any]]:
+        """Every file at or under the MLflow artifact path ``prefix``: ``{path: [digest, size]}``, sorted."""
+        prefix = prefix.strip("/")
+
+        def read(conn: Connection) -> dict[str, list[Any]]:
+            out: dict[str, list[Any]] = {}
+            parts = prefix.split("/", 3)
+            if len(parts) >= 3 and parts[2] == "artifacts" and parts[1]:
+                run_id, sub = parts[1], (parts[3] if len(parts) == 4 else "")
+                base = "/".join(parts[:3])
+                ra = s.run_artifacts
+                stmt = select(ra.c.name, ra.c.digest, ra.c.size).where(ra.c.run_id == run_id)
+                if sub:
+                    stmt = stmt.where(or_(ra.c.name == sub, ra.c.name.startswith(sub + "/", autoescape=True)))
+                for r in conn.execute(stmt):
+                    out[f"{base}/{r.name}"] = [r.digest, int(r.size)]
+            f = s.mlflow_files
+            cond = f.c.path.startswith(prefix + "/", autoescape=True) if prefix else f.c.path.is_not(None)
+            for r in conn.execute(select(f.c.path, f.c.digest, f.c.size).where(or_(f.c.path == prefix, cond))):
+                out[r.path] = [r.digest, int(r.size)]
+            return dict(sorted(out.items()))
+
+        return self._read(read)
+
+    def mlflow_create_model(self, name: str, description: str | None = None) -> bool:
+        """Create a registered model with no versions yet; False when it already exists."""
+        check_name(name, "model name")
+        now = time.time()
+
+        def write(conn: Connection) -> bool:
+            stmt = self._upsert(s.models).values(name=name, created_at=now, description=description, next_version=1)
+            return bool(conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"])).rowcount)
+
+        return self._write(write)
