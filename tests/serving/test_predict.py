@@ -355,3 +355,33 @@ def test_two_servers_on_one_store_follow_a_rollback_within_a_second(
     finally:
         assert one.stop() == 0
         assert two.stop() == 0
+
+
+def test_per_version_health_reaches_the_store(deployed: Client, store_settings: Settings) -> None:
+    """Requests, 4xx, 5xx and latency per (deployment, model, version, route), as the controller reads them."""
+    deployed.deploy("churn/2", "churn-api", canary=50)
+    app = create_app(store_settings)
+    url = "/v1/deployments/churn-api/predict"
+    versions = []
+    with TestClient(app) as tc:
+        for _ in range(40):
+            r = tc.post(url, json={"instances": [ROW]})
+            assert r.status_code == 200
+            versions.append(r.json()["version"])
+        for _ in range(3):
+            assert tc.post(url, json={"instances": [{**ROW, "a": "x"}]}).status_code == 422
+        assert tc.post(url, content=b"{nope", headers={"content-type": "application/json"}).status_code == 400
+    # the lifespan's end wrote the last window
+    rows = {(r["model"], r["version"], r["route"]): r for r in deployed.store.serving_stats("churn-api")}
+    assert set(rows) <= {("churn", 1, "primary"), ("churn", 2, "canary")}
+    assert sum(r["requests"] for r in rows.values()) == 43  # the 400 is not any version's
+    assert sum(r["errors_4xx"] for r in rows.values()) == 3
+    assert all(r["errors_5xx"] == 0 for r in rows.values())
+    for (_, version, _), row in rows.items():
+        answered = versions.count(version)
+        assert row["requests"] - row["errors_4xx"] == answered
+        assert sum(row["latency"]["counts"]) == row["requests"]
+        assert (
+            row["latency"]["bounds"][0] == 0.0005 and len(row["latency"]["counts"]) == len(row["latency"]["bounds"]) + 1
+        )
+    assert deployed.store.serving_stats("churn-api", since=time.time() + 60) == []

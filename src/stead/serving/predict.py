@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 from stead.errors import SteadError, ValidationError
 from stead.serving.api import BadRequest, PayloadTooLarge, error_response, internal_error
 from stead.serving.auth import guard
+from stead.serving.health import HealthStats
 from stead.serving.predlog import PredictionLog, new_request_id, wal_folder
 from stead.serving.routing import RouteSpec
 from stead.serving.runtime import DeploymentState, Runtime, ServedVersion, parse_inputs
@@ -172,6 +173,8 @@ class PredictionService:
         interval = poll_interval or float(env.get("STEAD_POLL_INTERVAL") or 0.25)
         self.runtime = Runtime(store, poll_interval=interval, worker=self.predlog.writer)
         self.metrics = Metrics(self.predlog)
+        self.health = HealthStats(self.predlog.writer, interval=float(env.get("STEAD_STATS_INTERVAL") or 2.0))
+        self._health_task: asyncio.Task[None] | None = None
         self.ready = False
         self._shadow_pool: ThreadPoolExecutor | None = None
         self._shadow_inflight = 0
@@ -186,14 +189,19 @@ class PredictionService:
             log.exception("cannot read the deployments at start; polling will retry")
         self.runtime.start()
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="stead-shadow")
+        self._health_task = asyncio.get_running_loop().create_task(self.health.run(self.store))
         self.ready = True
         try:
             yield
         finally:
             self.ready = False
             await self.runtime.stop()
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
             self._shadow_pool.shutdown(wait=True, cancel_futures=True)
             await asyncio.to_thread(self.predlog.stop)
+            await asyncio.to_thread(self.health.flush, self.store)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -223,6 +231,7 @@ class PredictionService:
             columns, n = parse_inputs(body, served.signature)
         except ValidationError:
             self.metrics.requests.labels(name, str(route.version), route.kind, "422").inc()
+            self.health.observe(name, route.model, route.version, route.kind, 422, time.perf_counter() - started)
             raise
         try:
             predictions = served.predict(columns)
@@ -230,6 +239,7 @@ class PredictionService:
             raise
         except Exception as exc:
             self.metrics.requests.labels(name, str(route.version), route.kind, "500").inc()
+            self.health.observe(name, route.model, route.version, route.kind, 500, time.perf_counter() - started)
             log.exception("deployment %s: %s failed to predict", name, served.label)
             raise SteadError(f"{served.label} failed to predict: {type(exc).__name__}: {exc}") from None
         self.runtime.remember(name, columns)
@@ -250,8 +260,10 @@ class PredictionService:
         }
         logged = await self.predlog.append(record)
         answer = {"predictions": predictions, "request_id": request_id, "model": route.model, "version": route.version}
+        elapsed = time.perf_counter() - started
         self.metrics.requests.labels(name, str(route.version), route.kind, "200").inc()
-        self.metrics.latency.labels(name, str(route.version), route.kind).observe(time.perf_counter() - started)
+        self.metrics.latency.labels(name, str(route.version), route.kind).observe(elapsed)
+        self.health.observe(name, route.model, route.version, route.kind, 200, elapsed)
         extra = {"logged": logged, "shadows": choice.shadows, "columns": columns, "n": n, "id": request_id}
         return state, {**answer, "_extra": extra}
 
@@ -321,9 +333,12 @@ class PredictionService:
             try:
                 parse_inputs({"inputs": columns}, served.signature)
                 predictions = served.predict(columns)
-            except Exception:
+            except Exception as exc:
                 self.metrics.shadow_errors.inc()
+                code = 422 if isinstance(exc, ValidationError) else 500
+                self.health.observe(name, served.model, served.version, "shadow", code, time.perf_counter() - started)
                 return
+            self.health.observe(name, served.model, served.version, "shadow", 200, time.perf_counter() - started)
             record = {
                 "id": rid,
                 "t": time.time(),
