@@ -661,6 +661,53 @@ def serve(
 
 
 # ---------------------------------------------------------------- monitoring (issue 6)
+def _monitor_num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _print_monitor(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    con = _console()
+    win, drift = report["window"], report["drift"]
+    con.print(
+        f"[bold]{report.get('deployment', '')}[/] {report.get('model', '')}/{report.get('version', '')}: "
+        f"{win['rows']} predictions from {(win['start'] or '-')[:19]} to {(win['end'] or '-')[:19]} "
+        f"against {report['reference']['sample_rows']} reference rows"
+    )
+    table = Table("feature", "method", "statistic", "p-value", "threshold", "drifted", box=None)
+    for name, col in drift["columns"].items():
+        mark = "[red]yes[/]" if col["drifted"] else "no"
+        numbers = [_monitor_num(col[k]) for k in ("statistic", "p_value", "threshold")]
+        table.add_row(name, col["method"], *numbers, mark)
+    for name, problem in drift["problems"].items():
+        table.add_row(name, "-", "-", "-", "-", f"[yellow]{problem}[/]")
+    con.print(table)
+    pred = report.get("prediction_drift")
+    if pred:
+        moved = "drifted" if pred["drifted"] else "steady"
+        con.print(f"prediction drift: {pred['method']} {_monitor_num(pred['statistic'])} ({moved})")
+    perf, est = report["performance"], report["estimated"]
+    shown = [k for k in perf if k not in ("labeled", "label_coverage") and perf[k] is not None]
+    con.print(
+        f"performance on {perf['labeled']} labelled rows ({perf['label_coverage']:.1%} of the window): "
+        + (", ".join(f"{k} {_monitor_num(perf[k])}" for k in shown) or "no labels yet")
+    )
+    if est:
+        con.print("estimated (no labels needed): " + ", ".join(f"{k} {_monitor_num(v)}" for k, v in est.items()))
+    for note in report.get("notes", []):
+        con.print(f"[dim]note: {note}[/]")
+    for alert in report["alerts"]:
+        con.print(f"[red]alert[/] {alert['rule']}: {alert['message']}")
+    drifted = [n for n, c in drift["columns"].items() if c["drifted"]]
+    judged = len(drift["columns"])
+    verdict = "[red]DRIFT[/]" if drift["drifted"] else "[green]OK[/]"
+    con.print(
+        f"verdict: {verdict} — {len(drifted)} of {judged} features drifted ({drift['share']:.0%}, "
+        f"threshold {drift['threshold']:.0%})" + (f": {', '.join(drifted)}" if drifted else "")
+    )
+
+
 @app.command()
 def monitor(
     deployment: str,
@@ -669,7 +716,26 @@ def monitor(
     as_json: JsonOpt = False,
 ) -> None:
     """Drift and performance report for the last N predictions of a deployment."""
-    _not_yet("monitor", "the monitoring work (issue 6)")
+    client = _client()
+    report = client.monitor(deployment, window)
+    if html is not None:
+        from stead.monitoring.html import render_html
+
+        html.write_text(
+            render_html(
+                report,
+                drift_history=client.drift_history(deployment),
+                reports=client.store.list_monitor_reports(deployment, 200, False),
+                alerts=[a.model_dump(mode="json") for a in client.list_alerts(False, deployment)],
+            ),
+            encoding="utf-8",
+        )
+    if as_json:
+        _print_json(report)
+        return
+    _print_monitor(report)
+    if html is not None:
+        _console().print(f"wrote {html}")
 
 
 @alerts_app.command("list")
@@ -677,13 +743,33 @@ def alerts_list(
     all_: Annotated[bool, typer.Option("--all", help="Include resolved alerts.")] = False, as_json: JsonOpt = False
 ) -> None:
     """Open (and with --all, past) alerts."""
-    _not_yet("alerts list", "the monitoring work (issue 6)")
+    items = _client().list_alerts(open_only=not all_)
+    if as_json:
+        _print_json(items)
+        return
+    from rich.table import Table
+
+    table = Table("id", "deployment", "rule", "opened", "resolved", "ack", "message", box=None)
+    for a in items:
+        resolved = f"{a.resolved_at:%Y-%m-%d %H:%M:%S}" if a.resolved_at else "open"
+        table.add_row(
+            str(a.id),
+            a.deployment,
+            a.rule,
+            f"{a.opened_at:%Y-%m-%d %H:%M:%S}",
+            resolved,
+            "yes" if a.acknowledged else "no",
+            str(a.details.get("message", "")),
+        )
+    _console().print(table if items else ("no alerts yet" if all_ else "no open alerts"))
 
 
 @alerts_app.command("ack")
 def alerts_ack(alert_id: int) -> None:
     """Acknowledge an alert: it stays open until its condition clears."""
-    _not_yet("alerts ack", "the monitoring work (issue 6)")
+    alert = _client().ack_alert(alert_id)
+    state = "resolved" if alert.resolved_at else "it stays open until its condition clears"
+    typer.echo(f"alert {alert.id} ({alert.rule} on {alert.deployment}) acknowledged; {state}")
 
 
 # ---------------------------------------------------------------- the closed loop (issue 7)

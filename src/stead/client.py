@@ -299,7 +299,7 @@ class Client:
         from stead.monitoring.monitor import find_monitor_spec, record_monitor, serving_version
 
         spec = find_monitor_spec(deployment, serving_version(self.store, deployment).name)
-        return record_monitor(self.store, deployment, window, spec=spec, notify=notify)
+        return record_monitor(self.store, deployment, spec, window, notify=notify)
 
     def monitor_reports(self, deployment: str, limit: int = 100) -> list[dict[str, Any]]:
         """The stored monitor reports of a deployment, oldest first."""

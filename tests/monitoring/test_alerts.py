@@ -187,3 +187,73 @@ def test_notify_logs_and_never_raises(hook_server: str, caplog: pytest.LogCaptur
     ]
     assert "alert drift_share on churn-api: 50% of the features drifted" in caplog.text
     assert "failed: refused" in caplog.text
+
+
+# ---------------------------------------------------------------- record_monitor: the controller's step
+
+
+def test_record_monitor_opens_deduplicates_notifies_and_resolves(client: Client, hook_server: str) -> None:
+    from test_report import _customers, deployed, log_predictions
+
+    from stead.monitoring.monitor import record_monitor
+
+    model, rng = deployed(client)
+    spec = MonitorSpec.model_validate(
+        {"window": 1000, "drift": {"threshold": 0.3}, "notify": [{"webhook": f"{hook_server}/ok"}]}
+    )
+    log_predictions(client, "churn-api", _customers(rng, 1000, age_shift=12), model, 1.7e9, 1, 0.0)
+    first = record_monitor(client.store, "churn-api", spec, now=1.8e9)
+    assert sorted(a["rule"] for a in first["opened"]) == ["drift_share", "feature_drift:age"]
+    assert all(d["ok"] for d in first["deliveries"]) and len(_Hook.received) == 2
+    assert {m["body"]["rule"] for m in _Hook.received} == {"drift_share", "feature_drift:age"}
+    second = record_monitor(client.store, "churn-api", spec, now=1.8e9 + 60)
+    assert second["opened"] == [] and len(_Hook.received) == 2  # still open: no second alert, no second message
+    assert len(client.list_alerts()) == 2 and len(client.monitor_reports("churn-api")) == 2
+    assert [p["drifted"] for p in client.drift_history("churn-api", "age")] == [True, True]
+
+    log_predictions(client, "churn-api", _customers(rng, 1000), model, 1.7e9 + 50_000, 2, 0.0)
+    third = record_monitor(client.store, "churn-api", spec, now=1.8e9 + 120)
+    assert sorted(a["rule"] for a in third["resolved"]) == ["drift_share", "feature_drift:age"]
+    assert client.list_alerts() == [] and len(client.list_alerts(open_only=False)) == 2
+    graph = client.lineage("deployment:churn-api")
+    kinds = {n["kind"] for n in graph.nodes}
+    assert {"report", "alert"} <= kinds or any(n["id"].startswith("alert:") for n in graph.nodes)
+
+
+def test_cli_monitor_and_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_report import _customers, deployed, log_predictions
+
+    from stead.cli import main
+    from stead.settings import Settings
+    from stead.tracking import close_stores
+
+    folder = tmp_path / "store"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STEAD_URI", str(folder))
+    client = Client(settings=Settings(uri=str(folder), user="tester"))
+    model, rng = deployed(client)
+    log_predictions(client, "churn-api", _customers(rng, 800, age_shift=12), model, 1.7e9, 1, 0.3)
+    client.record_monitor("churn-api", notify=False)
+    close_stores()
+
+    assert main(["monitor", "churn-api", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["window"]["rows"] == 800 and report["drift"]["columns"]["age"]["drifted"]
+    html_file = tmp_path / "report.html"
+    assert main(["monitor", "churn-api", "--window", "500", "--html", str(html_file)]) == 0
+    out = capsys.readouterr().out
+    assert "age" in out and "wasserstein" in out and "verdict: DRIFT" in out and "1 of 3 features drifted" in out
+    assert html_file.read_text().startswith("<!DOCTYPE html>")
+
+    assert main(["alerts", "list", "--json"]) == 0
+    alerts = json.loads(capsys.readouterr().out)
+    assert {a["rule"] for a in alerts} == {"drift_share", "feature_drift:age"}
+    assert main(["alerts", "ack", str(alerts[0]["id"])]) == 0
+    assert "acknowledged; it stays open until its condition clears" in capsys.readouterr().out
+    assert main(["alerts", "list"]) == 0
+    assert "drift_share" in capsys.readouterr().out
+    assert main(["alerts", "ack", "999"]) == 1
+    assert "error: no alert 999" in capsys.readouterr().err
+    assert main(["monitor", "nowhere"]) == 1

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from stead.client import Client
 from stead.datasets import profile, reservoir
 from stead.monitoring.alerts import rules_from_spec
 from stead.monitoring.report import Reference, build_report, window_outputs
@@ -147,3 +148,102 @@ def test_window_outputs_reads_one_column_per_class() -> None:
     col, proba, classes = window_outputs(frame)
     assert col == "outputs.predictions" and proba is not None and proba.tolist() == [[0.7, 0.3]]
     assert classes == ["a", "b"]
+
+
+# ---------------------------------------------------------------- on a deployment, through the store
+
+NUMERIC = ["age", "income", "tenure"]
+
+
+def _customers(rng: np.random.Generator, n: int, age_shift: float = 0.0) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40 + age_shift, 10, n),
+            "income": rng.normal(50, 12, n),
+            "tenure": rng.exponential(3, n),
+        }
+    )
+    logit = 0.1 * (frame["age"] - 40) - 0.3 * (frame["tenure"] - 3)
+    frame["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+def log_predictions(
+    client: Client, deployment: str, frame: pd.DataFrame, model: object, start: float, sequence: int, labelled: float
+) -> list[str]:
+    """Write one prediction-log segment (the serving log's Parquet shape) and feedback for a share of its rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(frame)
+    ids = [f"{sequence:04d}-{i:06d}" for i in range(n)]
+    times = start + np.arange(n) * 10.0
+    table = {
+        "request_id": ids,
+        "row": [0] * n,
+        "time": times,
+        "model": ["churn"] * n,
+        "version": [1] * n,
+        "route": ["primary"] * n,
+        "latency_ms": [1.5] * n,
+        **{f"inputs.{f}": frame[f].to_numpy() for f in NUMERIC},
+        "outputs.predictions": model.predict(frame[NUMERIC]),  # type: ignore[attr-defined]
+    }
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(table), sink)
+    digest = client.store.artifacts.put_bytes(sink.getvalue().to_pybytes())
+    client.store.add_prediction_segment(deployment, digest, n, float(times[0]), float(times[-1]), "test", sequence)
+    chosen = np.random.default_rng(sequence).random(n) < labelled
+    client.store.record_feedback(
+        deployment, {rid: int(y) for rid, y, keep in zip(ids, frame["churned"], chosen, strict=True) if keep}
+    )
+    return ids
+
+
+def deployed(client: Client, seed: int = 0) -> tuple[object, np.random.Generator]:
+    """A model trained in a run that logged its training data, deployed as ``churn-api``."""
+    import stead
+
+    rng = np.random.default_rng(seed)
+    train = _customers(rng, 4000)
+    with stead.start_run(experiment="churn", settings=client.settings, capture_env=False) as run:
+        run.log_dataset("train", train)
+        model = LogisticRegression(max_iter=1000).fit(train[NUMERIC], train["churned"])
+        run.log_model(model, name="churn", input_example=train[NUMERIC].head(5))
+    client.deploy("churn/1", "churn-api")
+    return model, rng
+
+
+def test_client_monitor_reads_the_log_and_the_training_reference(client: Client) -> None:
+    model, rng = deployed(client)
+    log_predictions(client, "churn-api", _customers(rng, 1000), model, 1.7e9, 1, 0.2)
+    log_predictions(client, "churn-api", _customers(rng, 1500, age_shift=12), model, 1.7e9 + 20_000, 2, 0.2)
+    report = client.monitor("churn-api", window=1500)
+    json.dumps(report, allow_nan=False)
+    assert (report["deployment"], report["model"], report["version"]) == ("churn-api", "churn", 1)
+    assert report["window"]["rows"] == 1500 and report["window"]["start"].startswith("2023-11-15T03:46:40")
+    assert report["reference"]["rows"] == 4000 and report["reference"]["sample_rows"] == 4000
+    assert report["drift"]["columns"]["age"]["drifted"] and not report["drift"]["columns"]["income"]["drifted"]
+    assert report["prediction_drift"]["drifted"]
+    perf = report["performance"]
+    assert 250 < perf["labeled"] < 350
+    assert abs(report["estimated"]["accuracy"] - perf["accuracy"]) < 0.06
+    assert report["notes"] == []
+    assert {a["rule"] for a in report["alerts"]} == {"drift_share", "feature_drift:age"}
+    assert client.list_alerts() == [] and client.monitor_reports("churn-api") == []  # on demand: nothing stored
+    everything = client.monitor("churn-api", window=5000)
+    assert everything["window"]["rows"] == 2500
+
+
+def test_monitor_without_a_training_dataset_says_how_to_fix_it(client: Client) -> None:
+    import stead
+    from stead.errors import NotFoundError
+
+    rng = np.random.default_rng(1)
+    train = _customers(rng, 200)
+    with stead.start_run(experiment="churn", settings=client.settings, capture_env=False) as run:
+        model = LogisticRegression().fit(train[NUMERIC], train["churned"])
+        run.log_model(model, name="churn", input_example=train[NUMERIC].head(5))
+    client.deploy("churn/1", "churn-api")
+    with pytest.raises(NotFoundError, match="logged no dataset of role 'train'"):
+        client.monitor("churn-api")

@@ -202,9 +202,9 @@ def compute_monitor(
 def record_monitor(
     store: Any,
     deployment: str,
+    spec: MonitorSpec | None = None,
     window: int | None = None,
     *,
-    spec: MonitorSpec | None = None,
     predictions: pd.DataFrame | None = None,
     notify: bool = True,
     allow_private: bool = False,
@@ -212,7 +212,8 @@ def record_monitor(
 ) -> dict[str, Any]:
     """Compute, store, and act on a report: open and resolve alerts, notify about the new ones.
 
-    Returns ``{"report_id", "report", "opened": [alert ids], "resolved": [alert ids], "deliveries": [...]}``.
+    Returns ``{"report_id", "report", "opened": [{"id", "rule"}…], "resolved": [{"id", "rule"}…], "deliveries"}``
+    (each delivery is a notifier's outcome for one new alert: ``{"alert", "kind", "target", "ok", "detail"}``).
     A rule that cannot tell (no labels yet) leaves its alert as it is.
     """
     from stead.monitoring import notify as notifiers
@@ -223,8 +224,8 @@ def record_monitor(
     rules = rules_from_spec(spec if spec is not None else {"drift": {"threshold": report["drift"]["threshold"]}})
     decisions = evaluate(report, rules)
     open_now = {a.rule: a for a in store.list_alerts(open_only=True, deployment=deployment)}
-    opened: list[int] = []
-    resolved: list[int] = []
+    opened: list[dict[str, Any]] = []
+    resolved: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
     for decision in decisions:
         if decision.firing and decision.rule not in open_now:
@@ -235,7 +236,7 @@ def record_monitor(
                 "version": report["version"],
             }
             alert = store.open_alert(deployment, decision.rule, report_id, details, now)
-            opened.append(alert.id)
+            opened.append({"id": alert.id, "rule": alert.rule})
             if notify:
                 payload = {
                     "id": alert.id,
@@ -253,5 +254,5 @@ def record_monitor(
                 deliveries.extend({"alert": alert.id, **d.to_dict()} for d in sent)
         elif decision.firing is False and decision.rule in open_now:
             store.resolve_alert(open_now[decision.rule].id, now)
-            resolved.append(open_now[decision.rule].id)
+            resolved.append({"id": open_now[decision.rule].id, "rule": decision.rule})
     return {"report_id": report_id, "report": report, "opened": opened, "resolved": resolved, "deliveries": deliveries}
