@@ -9,7 +9,8 @@ _system_py="$(command -v python3.11 || command -v python3)" || { echo "no python
 if ! "$_system_py" -c 'import ensurepip' >/dev/null 2>&1; then
   _system_packages+=("python$("$_system_py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
 fi
-# (later: chromium for the UI and HTML-report tests)
+# chromium for the UI and HTML-report tests (driven by Playwright with executable_path=/usr/bin/chromium)
+command -v chromium >/dev/null || _system_packages+=(chromium)
 if ((${#_system_packages[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "the tests need these Debian packages: ${_system_packages[*]}" >&2
