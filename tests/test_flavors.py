@@ -85,10 +85,10 @@ def test_tampered_or_missing_files_are_named(tmp_path: Path, data: Any) -> None:
     raw = bytearray(blob.read_bytes())
     raw[len(raw) // 2] ^= 0x01
     blob.write_bytes(bytes(raw))
-    with pytest.raises(IntegrityError, match="'model.skops'"):
+    with pytest.raises(IntegrityError, match=r"'model\.skops'"):
         flavors.load_model(tmp_path / "m", manifest=saved.manifest)
     blob.unlink()
-    with pytest.raises(IntegrityError, match="'model.skops' is missing"):
+    with pytest.raises(IntegrityError, match=r"'model\.skops' is missing"):
         flavors.verify_folder(tmp_path / "m", saved.manifest)
 
 

@@ -172,7 +172,8 @@ def load_model(store: SqlStore, ref: str | Ref | ModelVersion) -> LoadedModel:
         meta = flavors.read_meta(folder)
         if meta.get("format") in flavors.PICKLE_FORMATS and not version.allow_pickle:
             raise ValidationError(
-                f"{label} is stored with pickle, which runs code when loaded, and nobody opted in to load it",
+                f"{label} is stored with pickle, which runs code when loaded, and nobody opted in to load it; "
+                f"an admin can allow it with: stead models trust {version.name}/{version.version} --reason '…'",
                 hint=f"if you trust it: stead models trust {version.name}/{version.version} --reason '…'",
             )
         loaded = flavors.load_model(folder, allow_pickle=version.allow_pickle, label=label)
@@ -196,6 +197,8 @@ def set_alias(
 ) -> AliasMove:
     """Move ``alias`` to ``version``; with ``expected`` (a version, or None for "no such alias yet") it is a
     compare-and-set that raises ConflictError when the alias moved in between. Every attempt is audited."""
+    check_name(name, "model name")
+    check_alias(alias)
     check = not isinstance(expected, _Unset)
     want = None if isinstance(expected, _Unset) else expected
     return store.set_alias(name, alias, version, want, check, reason, actor)
@@ -210,6 +213,8 @@ def delete_alias(
     actor: str | None = None,
 ) -> AliasMove:
     """Remove an alias (compare-and-set with ``expected``); the attempt is audited."""
+    check_name(name, "model name")
+    check_alias(alias)
     check = not isinstance(expected, _Unset)
     want = None if isinstance(expected, _Unset) else expected
     return store.delete_alias(name, alias, want, check, reason, actor)
@@ -217,6 +222,7 @@ def delete_alias(
 
 def trust(store: SqlStore, name: str, version: int, reason: str, actor: str | None = None) -> ModelVersion:
     """Record the audited opt-in to load a pickle-based version."""
+    check_name(name, "model name")
     return store.trust_version(name, version, reason, actor)
 
 
@@ -231,4 +237,5 @@ def set_state(
 ) -> ModelVersion:
     """Move a version along candidate -> approved | rejected -> serving -> retired; a rejected version
     cannot become serving here (ConflictError)."""
+    check_name(name, "model name")
     return store.set_version_state(name, version, state, reason, gate_results, actor)
