@@ -16,6 +16,9 @@ Flavors:
   MLflow's ``PythonModel``).
 - ``pickle``: any object with ``predict``, pickled, only with ``allow_pickle=True`` (loading it runs code
   from the file, so it needs that opt-in recorded on the version).
+- ``mlflow``: a model in MLflow's format (an ``MLmodel`` file and its flavor's files, as logged through the
+  MLflow API or imported from an MLflow store), loaded with ``mlflow.pyfunc`` (the ``mlflow`` extra). MLflow's
+  formats are pickle-based, so it loads only with the recorded opt-in. ``mlflow_meta`` describes such a folder.
 
 Every loaded model is a :class:`LoadedModel`: ``predict(df)`` and, when the model has one,
 ``predict_proba(df)`` take a pandas DataFrame (columns are picked in signature order) for every flavor.
@@ -60,20 +63,23 @@ __all__ = [
 ]
 
 META_FILE = "stead-model.json"
-FLAVORS = ("sklearn", "onnx", "python", "pickle")
-PICKLE_FORMATS = frozenset({"pickle"})
+FLAVORS = ("sklearn", "onnx", "python", "pickle", "mlflow")
+# "mlflow": MLflow's model formats are pickle-based (issue 10), so they need the same recorded opt-in.
+PICKLE_FORMATS = frozenset({"pickle", "mlflow"})
 # Libraries whose installed version is compared with the recorded one on load, per flavor.
 FLAVOR_LIBRARIES: dict[str, tuple[str, ...]] = {
     "sklearn": ("scikit-learn", "skops"),
     "onnx": ("onnxruntime",),
     "python": (),
     "pickle": (),
+    "mlflow": ("mlflow-skinny",),
 }
 _REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "sklearn": ("scikit-learn", "skops", "numpy", "scipy"),
     "onnx": ("onnxruntime", "onnx", "numpy"),
     "python": ("numpy", "pandas"),
     "pickle": ("numpy", "pandas"),
+    "mlflow": ("mlflow-skinny", "numpy", "pandas"),
 }
 # skops types that are code execution in disguise: never trusted, whatever the audit says.
 _FORBIDDEN_MODULES = ("builtins", "os", "posix", "nt", "subprocess", "sys", "shutil", "pickle", "marshal", "importlib")
@@ -651,6 +657,8 @@ def load_model(
         return _load_onnx(root, meta)
     if fmt == "import":
         return _load_python(root, meta)
+    if fmt == "mlflow":
+        return _load_mlflow(root, meta)
     raise IntegrityError(f"{label}: unknown model format {fmt!r} in {META_FILE}")
 
 
@@ -738,3 +746,102 @@ def _load_python(root: Path, meta: Mapping[str, Any]) -> LoadedModel:
         paths = {name: str(root / rel) for name, rel in (meta.get("artifacts") or {}).items()}
         raw.load_context(SimpleNamespace(artifacts=paths))
     return _wrap_object(raw, "python", meta)
+
+
+# ------------------------------------------------------------------------------------------------ mlflow (issue 10)
+
+MLMODEL_FILE = "MLmodel"
+# MLflow column types -> the dtype vocabulary of stead signatures.
+_MLFLOW_TYPES = {
+    "double": "float64",
+    "float": "float32",
+    "long": "int64",
+    "integer": "int32",
+    "boolean": "bool",
+    "string": "string",
+    "binary": "object",
+    "datetime": "datetime",
+}
+
+
+def _mlflow_columns(spec: Any) -> list[dict[str, str]]:
+    try:
+        cols = json.loads(spec) if isinstance(spec, str) else spec
+    except ValueError:
+        return []
+    out: list[dict[str, str]] = []
+    for i, col in enumerate(cols or []):
+        if not isinstance(col, dict) or col.get("type") == "tensor":
+            return []
+        dtype = _MLFLOW_TYPES.get(str(col.get("type")), "object")
+        out.append({"name": str(col.get("name", f"x{i}")), "dtype": dtype, "kind": _kind(dtype)})
+    return out
+
+
+def mlflow_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``stead-model.json`` document of an MLflow model folder (one with an ``MLmodel`` file).
+
+    The signature comes from MLmodel's column-based signature (a tensor signature gives no columns), the
+    requirements from its ``requirements.txt``; ``has_proba`` tells whether the flavor is scikit-learn's.
+    """
+    import yaml
+
+    root = Path(folder)
+    try:
+        mlmodel = yaml.safe_load((root / MLMODEL_FILE).read_text()) or {}
+    except FileNotFoundError:
+        raise ValidationError(f"{root}: not an MLflow model: it has no {MLMODEL_FILE} file") from None
+    if not isinstance(mlmodel, dict):
+        raise ValidationError(f"{root}/{MLMODEL_FILE} is not an MLflow model description")
+    signature = mlmodel.get("signature") or {}
+    inputs = _mlflow_columns(signature.get("inputs")) if isinstance(signature, dict) else []
+    requirements: list[str] = []
+    req = root / "requirements.txt"
+    if req.is_file():
+        requirements = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    flavors_of = mlmodel.get("flavors") or {}
+    return {
+        "flavor": "mlflow",
+        "format": "mlflow",
+        "columns": [c["name"] for c in inputs] or None,
+        "signature": {"inputs": inputs, "outputs": []},
+        "requirements": requirements,
+        "libraries": [],
+        "has_proba": "sklearn" in flavors_of,
+        "mlflow": {
+            "flavors": sorted(flavors_of),
+            "model_id": mlmodel.get("model_id"),
+            "run_id": mlmodel.get("run_id"),
+            "mlflow_version": mlmodel.get("mlflow_version"),
+        },
+    }
+
+
+def _load_mlflow(root: Path, meta: Mapping[str, Any]) -> LoadedModel:
+    with warnings.catch_warnings():  # MLflow's advice about type hints and environments is noise here
+        warnings.simplefilter("ignore")
+        try:
+            import mlflow.pyfunc
+        except ModuleNotFoundError as exc:
+            raise MissingDependency(
+                "models logged through MLflow load with mlflow.pyfunc", hint="pip install 'stead[mlflow]'"
+            ) from exc
+        model = mlflow.pyfunc.load_model(str(root))
+    get_raw = getattr(model, "get_raw_model", None)
+    try:
+        raw = get_raw() if callable(get_raw) else model
+    except Exception:  # a pyfunc flavor without a raw model
+        raw = model
+
+    def predict(frame: pd.DataFrame) -> Any:
+        out = model.predict(frame)
+        return out.to_numpy() if isinstance(out, pd.DataFrame | pd.Series) else np.asarray(out)
+
+    proba = None
+    if meta.get("has_proba") and hasattr(raw, "predict_proba"):
+
+        def proba(frame: pd.DataFrame) -> Any:
+            feature_names = getattr(raw, "feature_names_in_", None)
+            return raw.predict_proba(frame if feature_names is not None else frame.to_numpy())
+
+    return _loaded(model, "mlflow", meta, predict, proba)

@@ -16,6 +16,8 @@ Variables (type, default):
 - ``STEAD_AUTH_PREDICT`` (bool, false): predict and feedback need a ``read`` token.
 - ``STEAD_HEARTBEAT_TIMEOUT`` (float seconds, 60): a RUNNING run silent for longer becomes FAILED.
 - ``STEAD_USER`` (str, the OS user): who is recorded in audit rows.
+- ``STEAD_MLFLOW_ALLOW_PICKLE`` (bool, false): every model uploaded through the MLflow API gets the audited
+  opt-in to load with pickle (otherwise an admin gives it per version: ``stead models trust``).
 - ``STEAD_REPRODUCE_OF`` (run id, none): set by ``stead reproduce`` for the process it launches; runs of
   the original's experiment link to it, reuse its seed and refuse datasets whose content changed.
 """
@@ -91,6 +93,7 @@ class Settings:
     heartbeat_timeout: float = 60.0
     user: str = "unknown"
     reproduce_of: str | None = None
+    mlflow_allow_pickle: bool = False  # STEAD_MLFLOW_ALLOW_PICKLE (issue 10)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, uri: str | None = None) -> Settings:
@@ -122,6 +125,7 @@ class Settings:
             heartbeat_timeout=_float("STEAD_HEARTBEAT_TIMEOUT", env.get("STEAD_HEARTBEAT_TIMEOUT"), 60.0),
             user=env.get("STEAD_USER") or default_user,
             reproduce_of=env.get("STEAD_REPRODUCE_OF") or None,
+            mlflow_allow_pickle=_bool("STEAD_MLFLOW_ALLOW_PICKLE", env.get("STEAD_MLFLOW_ALLOW_PICKLE")),
         )
         settings.check()
         return settings

@@ -91,6 +91,10 @@ def create_app(
         *service.routes(),
         *extra_routes,
     ]
+    # ---- MLflow-compatible API (issue 10): /api/2.0/mlflow, /ajax-api/2.0/mlflow and the artifact proxy
+    from stead.serving.mlflow_api import mlflow_routes
+
+    routes += mlflow_routes(store, settings)
     authenticator = Authenticator(settings)
 
     @contextlib.asynccontextmanager
