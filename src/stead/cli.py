@@ -871,9 +871,44 @@ def build(
 
 
 @import_app.command("mlflow")
-def import_mlflow(source: Annotated[str, typer.Option("--from", help="sqlite:///mlflow.db or a file: folder")]) -> None:
-    """Copy an MLflow tracking store into stead."""
-    _not_yet("import mlflow", "the MLflow compatibility work (issue 10)")
+def import_mlflow(
+    source: Annotated[str, typer.Option("--from", help="sqlite:///mlflow.db or a file: folder")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy an MLflow tracking store into stead; run again, it copies only what is new."""
+    # ---- MLflow import (issue 10)
+    from rich.progress import Progress
+
+    from stead.mlflow_import import import_mlflow as run_import
+    from stead.settings import Settings
+    from stead.store import open_store
+
+    settings = Settings.from_env()
+    store = open_store(settings)
+    try:
+        with Progress(console=_console(), transient=True, disable=as_json) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(f"copying {stage}", total=total)
+                bar.update(tasks[stage], completed=done)
+
+            report = run_import(store, source, progress=progress, actor=settings.user)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    con = _console()
+    copied = ", ".join(f"{n} {what}" for what, n in report.copied.items()) or "nothing new"
+    con.print(f"imported from {source}: {copied}")
+    if report.skipped:
+        con.print("already there: " + ", ".join(f"{n} {what}" for what, n in report.skipped.items()))
+    if report.unmapped:
+        con.print(f"not mapped ({len(report.unmapped)}):")
+        for line in report.unmapped:
+            con.print(f"  - {line}", markup=False)
 
 
 # ---------------------------------------------------------------- entry point

@@ -93,6 +93,7 @@ class _Source:
     aliases: list[dict[str, Any]] = field(default_factory=list)
     logged_models: dict[str, str] = field(default_factory=dict)  # model id -> artifact location
     metric_points: Callable[[str], list[tuple[str, float, int, float]]] = lambda run_id: []
+    close: Callable[[], None] = lambda: None
 
 
 def _local_path(uri: str | None, base: Path | None = None) -> Path | None:
@@ -159,7 +160,7 @@ def _read_sqlite(uri: str) -> _Source:
     if "logged_models" in tables:
         for lm in rows("SELECT model_id, artifact_location FROM logged_models"):
             src.logged_models[lm["model_id"]] = lm["artifact_location"]
-    conn.close()
+    src.close = conn.close
     return src
 
 
@@ -306,6 +307,15 @@ def import_mlflow(
     ``progress(stage, done, total)`` is called as it goes.
     """
     src = read_source(uri)
+    try:
+        return _import(store, src, uri, progress, actor)
+    finally:
+        src.close()
+
+
+def _import(
+    store: Any, src: _Source, uri: str, progress: Callable[[str, int, int], None] | None, actor: str | None
+) -> ImportReport:
     report = ImportReport()
     done = store.mlflow_objects(IMPORT_KIND)
     tick = progress or (lambda stage, i, n: None)
