@@ -43,17 +43,18 @@ def secured(tmp_path: Path) -> Iterator[str]:
 
 
 def test_writes_need_a_write_token(secured: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+
+    from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "r-token")
     client = MlflowClient(secured)
     assert client.search_experiments()  # reads are open to a read token
-    with pytest.raises(MlflowException, match="403|write"):
+    with pytest.raises(MlflowException, match=r"403|write"):
         client.create_experiment("nope")
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
-    with pytest.raises(MlflowException, match="401|token"):
+    with pytest.raises(MlflowException, match=r"401|token"):
         MlflowClient(secured).create_experiment("nope")
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "w-token")
     client = MlflowClient(secured)
