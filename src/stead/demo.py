@@ -1,14 +1,26 @@
-"""``stead demo``: the loop on generated data, start to finish, on the embedded default (layer: demo).
+"""``stead demo``: the whole loop on generated data, start to finish, with no human step (layer: demo).
 
-Today it runs every part that exists, for real, on a fresh store: a classification stream whose
-covariates shift at a known point, tracked training runs with their dataset versions, search, lineage
-and a drift report between the training data and the shifted traffic. The parts that later work
-brings (serving, canary analysis, the controller's retraining) are named at the end, not faked.
+In a fresh folder, on the embedded default:
+
+1. generate a churn-like stream whose inputs and churn rule change at a known customer;
+2. train v1 through the pipeline (gates), deploy it, make it champion;
+3. serve the stream through the real HTTP server, with labels arriving late, while the data feed keeps the
+   model's data file to the most recent labelled customers (until the retrained version has served 2,000);
+4. the controller (a thread, as in ``stead serve``) computes monitor reports and raises a drift alert; the
+   drift trigger retrains at once, and the performance trigger again once late labels show the drop;
+5. each candidate is gated against the champion on the same fresh holdout, canaried 10/50/100 by automatic
+   canary analysis (which may roll it back), and the good one is promoted;
+6. a deliberately bad candidate is trained and rejected by a gate.
+
+It prints a live timeline, then a summary measured from the store and the traffic.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +29,65 @@ from stead.errors import MissingDependency
 __all__ = ["make_stream", "run_demo"]
 
 FEATURES = ["tenure", "monthly_charges", "support_calls", "usage_gb", "contract"]
+DRIFT_AT = 4_000
+TOTAL = 24_000  # the stream's length; traffic stops earlier, AFTER_RECOVERY customers after the promotion
+AFTER_RECOVERY = 2_000
+INITIAL = 1_500  # customers in the first training data
+BATCH = 10  # customers per prediction request
+LABEL_LAG = 30  # requests before a label arrives
+FEED = 1_200  # the data feed keeps this many most recent labelled customers
+
+TRAIN_PY = '''\
+"""The demo's training function: stead run churn calls train(ctx) with the training split."""
+
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+NUMERIC = ["tenure", "monthly_charges", "support_calls", "usage_gb"]
+
+
+def train(ctx):
+    y = ctx.y
+    if ctx.params.get("corrupt"):  # the deliberately bad candidate: trained on inverted labels
+        y = 1 - y
+    prep = ColumnTransformer(
+        [("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(handle_unknown="ignore"), ["contract"])]
+    )
+    model = Pipeline([("prep", prep), ("model", LogisticRegression(C=float(ctx.params.get("C", 1.0)), max_iter=500))])
+    return model.fit(ctx.X, y)
+'''
+
+STEAD_YAML = """\
+# The demo project: one model, gated, deployed with canary analysis, monitored, retrained on drift.
+project: churn-demo
+models:
+  churn:
+    train: train.py:train
+    data: data/churn.parquet       # the data feed keeps the most recent labelled customers here
+    target: churned
+    task: classification
+    holdout: 0.25
+    gates:
+      - {metric: accuracy, min: 0.6}
+      - {metric: accuracy, vs_champion: 0.01}
+    deploy:
+      deployment: churn-api
+      rollout: [10, 50, 100]
+      analysis: {min_requests: 25, max_error_rate: 0.01, max_metric_drop: 0.05}
+    monitor:
+      window: 400
+      drift: {threshold: 0.3}
+      performance: {metric: accuracy, min: 0.6}
+    retrain:
+      on: [drift, performance]       # drift fires first; once late labels show the accuracy drop, retrain again
+      cooldown: 20s
+"""
 
 
 def make_stream(n: int, drift_at: int, seed: int = 0) -> Any:
-    """A churn-like stream: numeric and categorical features, a label, and a covariate shift at ``drift_at``.
+    """A churn-like stream: numeric and categorical features, a label, and a shift at ``drift_at``.
 
     After the drift point customers call support more, use more data and move to monthly contracts, and
     the churn rule changes with them (concept drift), so a model trained before the drift degrades.
@@ -34,108 +101,212 @@ def make_stream(n: int, drift_at: int, seed: int = 0) -> Any:
     charges = rng.normal(70, 20, n)
     calls = rng.poisson(np.where(after, 3.5, 1.5))
     usage = rng.lognormal(np.where(after, 3.3, 3.0), 0.5, n)
-    contract = np.where(rng.random(n) < np.where(after, 0.75, 0.45), "monthly", rng.choice(["one_year", "two_year"], n))
-    logit = -1.0 - 0.05 * tenure + 0.02 * (charges - 70) + 0.6 * calls + 0.8 * (contract == "monthly")
-    logit = logit + np.where(after, 0.04 * (usage - 25), 0.0) - np.where(after, 1.0, 0.0)
+    monthly = rng.random(n) < np.where(after, 0.75, 0.45)
+    contract = np.where(monthly, "monthly", rng.choice(["one_year", "two_year"], n))
+    before_rule = -1.0 - 0.06 * tenure + 0.02 * (charges - 70) + 0.9 * calls + 1.2 * monthly
+    after_rule = 1.5 - 0.02 * tenure + 0.06 * (usage - 27) - 0.5 * calls - 1.0 * monthly
+    logit = np.where(after, after_rule, before_rule)
     churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame(
         {
-            "tenure": tenure,
-            "monthly_charges": charges,
+            "tenure": tenure.round(2),
+            "monthly_charges": charges.round(2),
             "support_calls": calls,
-            "usage_gb": usage,
+            "usage_gb": usage.round(2),
             "contract": contract,
             "churned": churned,
         }
     )
 
 
-def _pipeline(c: float) -> Any:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Timeline:
+    def __init__(self, say: Any) -> None:
+        self.start = time.monotonic()
+        self.say = say
+        self.sent = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, message: str) -> None:
+        with self.lock:
+            self.say(f"[{time.monotonic() - self.start:6.1f}s  customer {self.sent:>5}] {message}")
+
+
+def run_demo(folder: Path, echo: Any = None) -> int:
+    """Run the demo in ``folder`` (a fresh one each time) and return 0 when the loop closed."""
     try:
-        from sklearn.compose import ColumnTransformer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+        import sklearn  # noqa: F401
     except ModuleNotFoundError as exc:
         raise MissingDependency(
             "stead demo trains scikit-learn models, which are not installed", hint="pip install 'stead[sklearn]'"
         ) from exc
-    prep = ColumnTransformer(
-        [("num", StandardScaler(), FEATURES[:4]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["contract"])]
-    )
-    return Pipeline([("prep", prep), ("model", LogisticRegression(C=c, max_iter=500))])
-
-
-def run_demo(folder: Path, echo: Any = None) -> int:
-    """Run the demo in ``folder`` (created; an existing demo store there is reused) and return 0."""
+    import httpx
+    import numpy as np
+    import uvicorn
     from rich.console import Console
 
-    from stead.client import Client
-    from stead.monitoring import drift
+    from stead.project import load_project
+    from stead.retraining.controller import Controller
+    from stead.retraining.pipeline import run_pipeline
+    from stead.serving.app import create_app
     from stead.settings import Settings
-    from stead.tracking import start_run
+    from stead.store import open_store
 
-    console = Console()
+    console = Console(highlight=False)
     say = echo or console.print
     started = time.monotonic()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()
+    if (folder / ".stead").exists():
+        import shutil
+
+        shutil.rmtree(folder / ".stead")
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "train.py").write_text(TRAIN_PY)
+    (folder / "stead.yaml").write_text(STEAD_YAML)
     settings = Settings.from_env(uri=str(folder / ".stead"))
-    client = Client(settings=settings)
-    say(f"[bold]stead demo[/] in {folder.resolve()} (store {settings.uri})")
+    store = open_store(settings)
+    timeline = _Timeline(say)
+    say(f"[bold]stead demo[/] in {folder} (store {settings.uri})")
 
-    stream = make_stream(12_000, drift_at=6_000, seed=42)
-    train, holdout, live = stream.iloc[:4_000], stream.iloc[4_000:6_000], stream.iloc[6_000:]
-    say("1. generated a churn stream of 12,000 customers; its inputs and churn rule shift at customer 6,000")
+    stream = make_stream(TOTAL, drift_at=DRIFT_AT, seed=42)
+    features = stream[FEATURES]
+    data_file = folder / "data" / "churn.parquet"
+    stream.iloc[:INITIAL].to_parquet(data_file, index=False)
+    timeline(f"generated a stream of customers; their inputs and churn rule change at customer {DRIFT_AT:,}")
 
-    from sklearn.metrics import accuracy_score, roc_auc_score
+    project = load_project(folder / "stead.yaml")
+    first = run_pipeline(store, project, "churn", reason="first version")
+    timeline(f"v{first.version}: accuracy {first.metrics.get('accuracy') or 0:.3f} on the holdout; {first.rollout}")
 
-    best: tuple[float, str, Any] | None = None
-    for c in (0.01, 0.1, 1.0):
-        with start_run(experiment="churn", params={"C": c, "model": "logistic"}, seed=7, settings=settings) as run:
-            run.log_dataset("churn", train, role="train")
-            run.log_dataset("churn-holdout", holdout, role="holdout")
-            model = _pipeline(c).fit(train[FEATURES], train["churned"])
-            proba = model.predict_proba(holdout[FEATURES])[:, 1]
-            auc = float(roc_auc_score(holdout["churned"], proba))
-            run.log_metrics({"roc_auc": auc, "accuracy": float(accuracy_score(holdout["churned"], proba > 0.5))})
-            if best is None or auc > best[0]:
-                best = (auc, run.id, model)
-    assert best is not None
-    say("2. trained 3 tracked runs (C = 0.01, 0.1, 1); each recorded its params, seed, environment and data")
-
-    top = client.search_runs("churn", filter="metrics.roc_auc > 0.5", order_by="metrics.roc_auc DESC")[0]
-    say(f"3. search_runs found the best run {top.id[:12]}: roc_auc {top.metrics['roc_auc']:.3f}, C={top.params['C']}")
-    graph = client.lineage(f"run:{top.id}")
-    inputs = [n["label"] for n in graph.nodes if n["kind"] == "dataset"]
-    say(f"4. its lineage: {', '.join(inputs)} -> run {top.id[:12]}")
-
-    model = best[2]
-    before = float(accuracy_score(holdout["churned"], model.predict(holdout[FEATURES])))
-    after = float(accuracy_score(live["churned"], model.predict(live[FEATURES])))
-    report = drift(train[FEATURES], live[FEATURES].iloc[:1000])
-    drifted = [name for name, col in report.columns.items() if col.drifted]
-    steady = drift(train[FEATURES], holdout[FEATURES].iloc[:1000])
-    say(
-        f"5. drift report on 1,000 live customers after the shift: {len(drifted)} of {len(report.columns)} features "
-        f"drifted ({', '.join(drifted) or 'none'}); on pre-shift traffic: {len(steady.drifted_columns)} drifted"
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server_thread = threading.Thread(target=server.run, name="stead-demo-server", daemon=True)
+    server_thread.start()
+    stop = threading.Event()
+    controller = Controller(
+        open_store(settings), folder / "stead.yaml", echo=lambda line: timeline(f"controller: {line}")
     )
-    say(f"   accuracy of the best model: {before:.3f} before the shift, {after:.3f} after it")
-
-    elapsed = time.monotonic() - started
-    say("")
-    say("[bold]summary[/]")
-    say(f"runs tracked: {len(client.search_runs('churn'))}")
-    say(f"dataset versions: {len(client.list_datasets())}")
-    say(f"drift detected: {'yes' if report.drifted else 'no'} ({report.share:.0%} of features)")
-    say(f"accuracy before drift: {before:.3f}")
-    say(f"accuracy after drift: {after:.3f}")
-    say("requests failed: 0 (no requests yet: serving is still to come)")
-    say("human steps: 0")
-    say(f"time: {elapsed:.1f} s")
-    say("")
-    say(
-        "still to come in the loop: the registry and serving (deploy, canary, rollback), monitors and alerts on "
-        "live traffic, and the controller that retrains on drift and promotes through gates."
+    controller_thread = threading.Thread(
+        target=controller.run, kwargs={"interval": 1.0, "stop": stop}, name="stead-demo-controller", daemon=True
     )
-    say(f"explore: cd {folder} && stead runs list")
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for _ in range(100):
+            try:
+                if http.get("/v2/health/live").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        timeline(f"serving churn-api on {base}; the controller watches it (monitors, triggers, rollouts)")
+        controller_thread.start()
+
+        failed = 0
+        served: list[tuple[int, int, int]] = []  # (customer, version, correct)
+        pending: deque[tuple[str, list[int]]] = deque()
+        labelled: deque[int] = deque(maxlen=FEED)
+        feed_written_at = 0
+        detected_at: int | None = None
+        promoted_at: int | None = None
+        for n, start in enumerate(range(INITIAL, TOTAL, BATCH)):
+            if promoted_at is not None and start >= promoted_at + AFTER_RECOVERY:
+                break
+            rows = list(range(start, min(start + BATCH, TOTAL)))
+            if start == DRIFT_AT:
+                timeline("[bold]the world changes here[/] (customer behaviour and the churn rule shift)")
+            body = {"instances": features.iloc[rows].to_dict(orient="records")}
+            response = http.post("/v1/deployments/churn-api/predict", json=body)
+            timeline.sent = rows[-1] + 1
+            if response.status_code != 200:
+                failed += 1
+                continue
+            answer = response.json()
+            truth = stream["churned"].iloc[rows].to_numpy()
+            predicted = np.asarray(answer["predictions"])
+            for row, ok in zip(rows, predicted == truth, strict=True):
+                served.append((row, int(answer["version"]), int(ok)))
+            pending.append((answer["request_id"], rows))
+            if len(pending) > LABEL_LAG:  # labels arrive LABEL_LAG requests later
+                request_id, label_rows = pending.popleft()
+                labels = [int(v) for v in stream["churned"].iloc[label_rows]]
+                http.post("/v1/deployments/churn-api/feedback", json={"request_id": request_id, "label": labels})
+                labelled.extend(label_rows)
+            if len(labelled) >= FEED // 2 and timeline.sent - feed_written_at >= 200:
+                stream.iloc[sorted(labelled)].to_parquet(data_file, index=False)  # the data feed lands new data
+                feed_written_at = timeline.sent
+            if n % 10 == 0:  # what the store says happened, and when (in customers served)
+                if detected_at is None and any(
+                    a.rule.startswith("drift") for a in store.list_alerts(open_only=False, deployment="churn-api")
+                ):
+                    detected_at = timeline.sent
+                if promoted_at is None and store.list_rollouts("churn-api", status="promoted"):
+                    promoted_at = timeline.sent
+            time.sleep(0.004)
+        # Let the last rollout step finish.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and store.list_rollouts("churn-api", status="running"):
+            time.sleep(0.5)
+    stop.set()
+    controller_thread.join(timeout=60)
+    server.should_exit = True
+    server_thread.join(timeout=30)
+
+    timeline("a deliberately bad candidate: trained on inverted labels")
+    bad = run_pipeline(store, load_project(folder / "stead.yaml"), "churn", params={"corrupt": True}, reason="bad")
+    failing = [g["reasons"] for g in bad.gate_results if not g["passed"]]
+    timeline(f"v{bad.version} {'approved' if bad.approved else 'rejected'}: {failing[0] if failing else ''}")
+
+    summary = _summary(store, served, failed, detected_at, promoted_at, started)
+    say("")
+    say("[bold]summary[/] (measured from the traffic and the store)")
+    for key, value in summary.items():
+        say(f"{key}: {value}")
+    say("")
+    say(f"explore: cd {folder} && stead lineage churn@champion && stead deployments show churn-api")
+    say("         stead monitor churn-api --html report.html")
     return 0
+
+
+def _accuracy(served: list[tuple[int, int, int]], lo: int, hi: int) -> float | None:
+    window = [ok for row, _version, ok in served if lo <= row < hi]
+    return sum(window) / len(window) if window else None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _summary(
+    store: Any,
+    served: list[tuple[int, int, int]],
+    failed: int,
+    detected_at: int | None,
+    promoted_at: int | None,
+    started: float,
+) -> dict[str, str]:
+    """The closing table, from the traffic the demo sent and what the store recorded."""
+    from stead.entities import Ref
+
+    rollouts = store.list_rollouts("churn-api", limit=10)
+    champion = store.resolve_version(Ref.parse("churn@champion"))
+    recovered = promoted_at if promoted_at is not None else TOTAL
+    last = max((row for row, _version, _ok in served), default=TOTAL) + 1
+    return {
+        "customers served": f"{len(served):,}",
+        "drift at customer": f"{DRIFT_AT:,}",
+        "detection delay": "not detected" if detected_at is None else f"{detected_at - DRIFT_AT} customers",
+        "retrained version at 100% after": "-" if promoted_at is None else f"{promoted_at - DRIFT_AT} customers",
+        "versions": ", ".join(f"v{v.version} {v.state}" for v in store.list_model_versions("churn")),
+        "champion": f"v{champion.version}",
+        "rollouts": ", ".join(f"v{r['candidate']} {r['status']}" for r in reversed(rollouts)) or "none",
+        "accuracy before drift": _fmt(_accuracy(served, INITIAL, DRIFT_AT)),
+        "accuracy after drift": _fmt(_accuracy(served, DRIFT_AT, recovered)),
+        "accuracy after recovery": _fmt(_accuracy(served, recovered, last)),
+        "requests failed": str(failed),
+        "human steps": "0",
+        "time": f"{time.monotonic() - started:.0f} s",
+    }

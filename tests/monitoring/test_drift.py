@@ -48,9 +48,20 @@ def test_public_names() -> None:
 def test_auto_rule(values: object, rows: int, method: str) -> None:
     rng = np.random.default_rng(0)
     make = values  # type: ignore[assignment]
-    report = drift({"c": make(rng, rows)}, {"c": make(rng, 700)})  # type: ignore[operator]
+    report = drift({"c": make(rng, rows)}, {"c": make(rng, rows)})  # type: ignore[operator]
     assert report.columns["c"].method == method
     assert report.columns["c"].threshold == (0.05 if method in ("ks", "chi2") else 0.1)
+
+
+def test_auto_rule_follows_the_smaller_side() -> None:
+    """A monitor's window of 400 rows against a large reference gets the calibrated test, not a noisy distance."""
+    rng = np.random.default_rng(1)
+    report = drift(
+        {"x": rng.normal(size=20_000), "c": rng.choice(["a", "b"], 20_000)},
+        {"x": rng.normal(size=400), "c": rng.choice(["a", "b"], 400)},
+    )
+    assert report.columns["x"].method == "ks"
+    assert report.columns["c"].method == "chi2"
 
 
 def test_calibration_same_distribution_rarely_fires() -> None:

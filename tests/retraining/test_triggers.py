@@ -54,3 +54,11 @@ def test_the_cooldown_holds_every_trigger_but_manual() -> None:
     manual = decide(triggers, TriggerState(now=NOW, last_fired=NOW, manual=["r1"]), cooldown=6 * 3600)
     assert manual.fire and manual.key == "manual:r1"
     assert isinstance(triggers[0], Manual)
+
+
+def test_a_cause_that_already_fired_does_not_shadow_a_new_one() -> None:
+    alerts = [{"id": 5, "rule": "drift_share"}, {"id": 9, "rule": "performance:accuracy"}]
+    state = TriggerState(now=NOW, alerts=alerts, fired=frozenset({"alert:5"}))
+    decision = decide([DriftAlert(), PerformanceAlert()], state, cooldown=0)
+    assert decision.fire and decision.key == "alert:9"
+    assert not decide([DriftAlert()], state, cooldown=0).fire

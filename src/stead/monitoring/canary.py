@@ -5,8 +5,9 @@ The canary must stay within the policy's absolute limits (``max_error_rate``, ``
 ``max_prediction_drift``) **and** not be significantly worse than the primary:
 
 - error rate (5xx share): a one-sided two-proportion z-test, canary worse at level ``alpha`` (0.05);
-- p99 latency: from the merged latency histograms; worse when above ``max_p99_ms`` or more than 1.5x the
-  primary's p99 plus 5 ms (a histogram-bucket's width is the resolution, so no finer test is claimed);
+- p99 latency: from the merged latency histograms; worse when above ``max_p99_ms``, or, once the canary has
+  ``min_latency_requests`` (200) requests, more than twice the primary's p99 plus 10 ms (below ~100 samples a
+  p99 is just the slowest request; a histogram bucket's width is the resolution, so no finer test is claimed);
 - prediction drift: the Jensen-Shannon distance (0-1) between the two arms' predictions;
 - the metric on labelled feedback when each arm has ``min_labels`` labels (accuracy-like metrics get a
   one-sided two-proportion z-test), else the estimated metric; a drop beyond ``max_metric_drop`` that is
@@ -63,6 +64,7 @@ class CanaryPolicy:
     max_prediction_drift: float | None = None
     alpha: float = 0.05
     min_labels: int = 100
+    min_latency_requests: int = 200
     metric: str = "accuracy"
 
 
@@ -157,8 +159,8 @@ def analyze(canary: Arm, primary: Arm, policy: CanaryPolicy) -> Verdict:
     if c_p99 is not None:
         if policy.max_p99_ms is not None and c_p99 > policy.max_p99_ms:
             reasons.append(f"p99 latency {c_p99:.1f} ms is above the limit {policy.max_p99_ms:g} ms")
-        elif p_p99 is not None and c_p99 > 1.5 * p_p99 + 5.0:
-            reasons.append(f"p99 latency {c_p99:.1f} ms is more than 1.5x the primary's {p_p99:.1f} ms")
+        elif p_p99 is not None and canary.requests >= policy.min_latency_requests and c_p99 > 2 * p_p99 + 10.0:
+            reasons.append(f"p99 latency {c_p99:.1f} ms is more than twice the primary's {p_p99:.1f} ms")
     drift = _prediction_drift(canary.predictions, primary.predictions)
     evidence["prediction_drift"] = drift
     if drift is not None and policy.max_prediction_drift is not None and drift > policy.max_prediction_drift:

@@ -105,7 +105,8 @@ def _resolve(spec: Any, where: str) -> MethodSpec:
 
 
 def choose_method(kind: str, reference_rows: int) -> str:
-    """The ``auto`` rule: a test on small references, an effect size on large ones.
+    """The ``auto`` rule: a test on small samples, an effect size on large ones. ``drift`` passes the smaller
+    of the reference and current row counts.
 
     >>> choose_method("numeric", 500), choose_method("numeric", 5_000)
     ('ks', 'wasserstein')
@@ -147,7 +148,9 @@ def _compare_column(
         kind = "numeric" if ref.dtype.kind in "iuf" or cur.dtype.kind in "iuf" else "categorical"
     stat: DriftStat
     if isinstance(spec, str):
-        method = choose_method(kind, reference_rows) if spec == "auto" else spec
+        # The smaller side decides: a distance between 400 current rows and a large reference is as noisy as
+        # one between two samples of 400, so a monitor's small windows get the calibrated test.
+        method = choose_method(kind, min(reference_rows, len(cur))) if spec == "auto" else spec
         if method == "classifier":
             stat = DomainClassifier()
             result = stat.compare(ref.to_frame(name=name), cur.to_frame(name=name))

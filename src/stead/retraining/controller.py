@@ -96,11 +96,14 @@ class Controller:
                     stage(project, name, spec, report)
                 except SteadError as exc:
                     report.errors.append(f"{name}: {stage.__name__.strip('_')}: {exc.message}")
-        for line in report.actions:
-            self.echo(line)
         for line in report.errors:
             self.echo(f"error: {line}")
         return report
+
+    def _say(self, report: TickReport, line: str) -> None:
+        """Record an action and show it now (a tick that runs a pipeline takes a while)."""
+        report.actions.append(line)
+        self.echo(line)
 
     def run(self, interval: float = 5.0, stop: threading.Event | None = None) -> None:
         """Tick every ``interval`` seconds until ``stop`` is set; say once when another controller holds the lease."""
@@ -145,7 +148,7 @@ class Controller:
         result = record(self.store, spec.deploy.deployment, spec.monitor)
         opened = [a for a in (result or {}).get("opened", [])] if isinstance(result, dict) else []
         for alert in opened:
-            report.actions.append(f"{name}: alert {alert.get('id')} opened ({alert.get('rule')})")
+            self._say(report, f"{name}: alert {alert.get('id')} opened ({alert.get('rule')})")
 
     # ------------------------------------------------------------ 2. rollouts
     def _rollouts(self, project: Project, name: str, spec: ModelSpec, report: TickReport) -> None:
@@ -248,7 +251,7 @@ class Controller:
                 registry.set_state(self.store, model, candidate, "rejected", why[:2000])
             except SteadError:
                 pass
-            report.actions.append(f"rolled back {label}: {'; '.join(evidence.get('reasons', []))}")
+            self._say(report, f"rolled back {label}: {'; '.join(evidence.get('reasons', []))}")
             return
         if step + 1 < len(steps) and steps[step + 1] < 100:
             self.store.add_canary_decision(rid, step, "advance", evidence)
@@ -260,7 +263,7 @@ class Controller:
                 reason=f"canary analysis: advance to {steps[step + 1]}%",
             )
             self.store.update_rollout(rid, step_index=step + 1, expected_step=step)
-            report.actions.append(f"advanced {label} -> {steps[step + 1]}%")
+            self._say(report, f"advanced {label} -> {steps[step + 1]}%")
             return
         self.store.add_canary_decision(rid, step, "promote", evidence)
         deployments.promote(self.store, deployment, reason="canary analysis: every step passed")
@@ -271,7 +274,7 @@ class Controller:
                 registry.set_state(self.store, model, int(rollout["baseline"]), "approved", "replaced by a promotion")
         except SteadError:
             pass
-        report.actions.append(f"promoted {model}/{candidate} on {deployment}: it serves 100% and is champion")
+        self._say(report, f"promoted {model}/{candidate} on {deployment}: it serves 100% and is champion")
 
     # ------------------------------------------------------------ 3. triggers
     def _triggers(self, project: Project, name: str, spec: ModelSpec, report: TickReport) -> None:
@@ -311,6 +314,7 @@ class Controller:
             alerts=alerts,
             data_fingerprint=fingerprint,
             trained_fingerprint=trained,
+            fired=frozenset(p["key"] for p in recent if p.get("key")),
         )
         self.last_checked[name] = now
         decision = decide(triggers, state, spec.retrain.cooldown_seconds)
@@ -321,7 +325,7 @@ class Controller:
         )
         if not started["created"]:
             return  # this cause already fired (before a restart, say)
-        report.actions.append(f"{name}: {decision.reason} -> pipeline run {str(started['id'])[:12]}")
+        self._say(report, f"{name}: {decision.reason} -> pipeline run {str(started['id'])[:12]}")
         self._launch(name, str(started["id"]), decision.kind, decision.reason, report)
 
     def _resume(self, project: Project, name: str, report: TickReport) -> None:
@@ -343,7 +347,7 @@ class Controller:
                     error=f"interrupted after registering version {record['version']}; it stays a candidate",
                 )
                 continue
-            report.actions.append(f"{name}: resuming pipeline run {record['id'][:12]} ({record['trigger']})")
+            self._say(report, f"{name}: resuming pipeline run {record['id'][:12]} ({record['trigger']})")
             self._launch(name, record["id"], record["trigger"], record["reason"] or "", report)
 
     def _launch(self, model: str, pipeline_id: str, trigger: str, reason: str, report: TickReport) -> None:
@@ -360,9 +364,10 @@ class Controller:
                     trigger=trigger,
                     pipeline_id=pipeline_id,
                 )
-                report.actions.append(
+                self._say(
+                    report,
                     f"{model}: pipeline {pipeline_id[:12]} -> {model}/{result.version} "
-                    f"{'approved' if result.approved else 'rejected'}"
+                    f"{'approved' if result.approved else 'rejected'}",
                 )
             except Exception as exc:  # the user's training code failed; the record says how
                 report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed: {exc}")
@@ -392,11 +397,9 @@ class Controller:
             try:
                 outcome = json.loads(done.stdout)
                 verdict = "approved" if outcome.get("approved") else "rejected"
-                report.actions.append(
-                    f"{model}: pipeline {pipeline_id[:12]} -> {model}/{outcome.get('version')} {verdict}"
-                )
+                self._say(report, f"{model}: pipeline {pipeline_id[:12]} -> {model}/{outcome.get('version')} {verdict}")
             except ValueError:
-                report.actions.append(f"{model}: pipeline {pipeline_id[:12]} finished")
+                self._say(report, f"{model}: pipeline {pipeline_id[:12]} finished")
         else:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[0]
             report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed: {last}")

@@ -353,9 +353,20 @@ def _start_rollout(
         registry.set_state(store, model, version, "serving", "deployed at 100% by the pipeline")
         return f"deployed {model}/{version} to {name} at 100% and made it champion"
     steps = list(policy.rollout)
+    superseded = ""
+    for running in store.list_rollouts(name, status="running"):
+        # A newer approved candidate replaces a canary still being judged: the old one stays approved.
+        store.add_canary_decision(
+            running["id"],
+            int(running["step_index"]),
+            "rollback",
+            {"decision": "rollback", "reasons": [f"superseded by {model}/{version}"], "evidence": {}},
+        )
+        store.update_rollout(running["id"], status="aborted")
+        superseded = f" (superseding the rollout of {model}/{running['candidate']})"
     rollout = store.create_rollout(name, model, version, champion.version, steps, pipeline_id)
     deployments.deploy(store, f"{model}/{version}", name, canary=float(steps[0]), reason="pipeline: canary start")
     return (
-        f"canary {model}/{version} at {steps[0]}% on {name} (rollout {rollout['id'][:12]}: steps "
+        f"canary {model}/{version} at {steps[0]}% on {name}{superseded} (rollout {rollout['id'][:12]}: steps "
         f"{', '.join(map(str, steps))}); the controller advances it, or: stead promote {name}"
     )

@@ -41,7 +41,8 @@ class TriggerState:
 
     ``alerts`` are the open alerts of the deployment the model serves (dicts with ``id`` and ``rule``);
     ``data_fingerprint`` is the content hash of the model's data source now and ``trained_fingerprint``
-    the one its latest pipeline run trained on; ``manual`` lists pending manual request ids.
+    the one its latest pipeline run trained on; ``manual`` lists pending manual request ids; ``fired`` holds the
+    idempotency keys of causes that already fired, so a trigger looks past them to a new cause.
     """
 
     now: datetime
@@ -51,6 +52,7 @@ class TriggerState:
     data_fingerprint: str | None = None
     trained_fingerprint: str | None = None
     manual: Sequence[str] = ()
+    fired: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class Schedule:
             return Decision(False, self.kind, reason=f"cron {self.cron}: next at {tick.isoformat()}")
         # Several ticks may have passed while the controller was down: fire once, for the latest.
         latest = croniter(self.cron, state.now + timedelta(seconds=1)).get_prev(datetime)
+        if f"schedule:{latest.isoformat()}" in state.fired:
+            return Decision(False, self.kind, reason=f"cron {self.cron}: the tick at {latest.isoformat()} already ran")
         return Decision(
             True,
             self.kind,
@@ -95,7 +99,9 @@ class Schedule:
 
 
 def _alert_decision(kind: str, prefixes: tuple[str, ...], state: TriggerState) -> Decision:
-    matching = [a for a in state.alerts if str(a.get("rule", "")).startswith(prefixes)]
+    matching = [
+        a for a in state.alerts if str(a.get("rule", "")).startswith(prefixes) and f"alert:{a['id']}" not in state.fired
+    ]
     if not matching:
         return Decision(False, kind, reason=f"no open {kind} alert")
     alert = min(matching, key=lambda a: int(a["id"]))
@@ -144,6 +150,8 @@ class NewData:
         now, trained = state.data_fingerprint, state.trained_fingerprint
         if now is None:
             return Decision(False, self.kind, reason="the data source could not be read")
+        if f"data:{now}" in state.fired:
+            return Decision(False, self.kind, reason="this data already started a pipeline run")
         if trained is None or now == trained:
             return Decision(False, self.kind, reason="the data has not changed since the last training")
         return Decision(
@@ -164,7 +172,10 @@ class Manual:
     def check(self, state: TriggerState) -> Decision:
         if not state.manual:
             return Decision(False, self.kind, reason="no manual request")
-        request = state.manual[0]
+        pending = [r for r in state.manual if f"manual:{r}" not in state.fired]
+        if not pending:
+            return Decision(False, self.kind, reason="every manual request already ran")
+        request = pending[0]
         return Decision(True, self.kind, key=f"manual:{request}", reason=f"manual request {request}")
 
 

@@ -728,6 +728,7 @@ class SqlStore:
     @staticmethod
     def _pipeline(r: Any) -> dict[str, Any]:
         return {
+            "key": getattr(r, "idempotency_key", None),
             "id": r.id,
             "model": r.model,
             "status": r.status,
@@ -741,9 +742,14 @@ class SqlStore:
             "error": r.error,
         }
 
+    @staticmethod
+    def _pipelines_select() -> Any:
+        tf = s.trigger_firings
+        return select(s.pipeline_runs, tf.c.idempotency_key).outerjoin(tf, tf.c.pipeline_run_id == s.pipeline_runs.c.id)
+
     def get_pipeline_run(self, pipeline_id: str) -> dict[str, Any]:
         def read(conn: Connection) -> dict[str, Any]:
-            row = conn.execute(select(s.pipeline_runs).where(s.pipeline_runs.c.id == pipeline_id)).first()
+            row = conn.execute(self._pipelines_select().where(s.pipeline_runs.c.id == pipeline_id)).first()
             if row is None:
                 raise NotFoundError(f"no pipeline run {pipeline_id!r}")
             return self._pipeline(row)
@@ -752,7 +758,7 @@ class SqlStore:
 
     def list_pipeline_runs(self, model: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         def read(conn: Connection) -> list[dict[str, Any]]:
-            stmt = select(s.pipeline_runs).order_by(s.pipeline_runs.c.started_at.desc()).limit(limit)
+            stmt = self._pipelines_select().order_by(s.pipeline_runs.c.started_at.desc()).limit(limit)
             if model is not None:
                 stmt = stmt.where(s.pipeline_runs.c.model == model)
             return [self._pipeline(r) for r in conn.execute(stmt)]
