@@ -181,9 +181,9 @@ def test_a_pickle_version_without_the_opt_in_refuses_until_trusted(client: Clien
 
 
 def _register_one(settings: Settings, barrier: Any, out: Any) -> None:
-    from stead.tracking import close_stores
+    from stead import tracking
 
-    close_stores()
+    tracking._stores.clear()  # a forked child opens its own connections; the parent's stay the parent's
     try:
         client = Client(settings=settings)
         X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
@@ -211,12 +211,13 @@ def test_twenty_processes_get_dense_unique_versions(client: Client, settings: Se
     assert client.list_models()[0]["latest_version"] == 20
 
 
-def _move_alias(settings: Settings, barrier: Any, out: Any, target: int) -> None:
-    from stead.tracking import close_stores
+def _move_alias(settings: Settings, barrier: Any, go: Any, out: Any, target: int) -> None:
+    from stead import tracking
 
-    close_stores()
+    tracking._stores.clear()  # a forked child opens its own connections; the parent's stay the parent's
     try:
         client = Client(settings=settings)
+        go.wait(timeout=60)
         barrier.wait(timeout=60)
         client.set_alias("m", "champion", target, expected=1, reason=f"to {target}")
         out.put(("won", target))
@@ -244,14 +245,17 @@ def test_two_processes_moving_one_alias_exactly_one_wins(client: Client, setting
             except NotFoundError as exc:
                 missing.append(str(exc))
 
+    ctx = multiprocessing.get_context("fork")
+    barrier, go, out = ctx.Barrier(2), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_move_alias, args=(settings, barrier, go, out, v)) for v in (2, 3)]
+    for p in procs:  # fork before the reader thread starts: a child must not inherit a lock it holds
+        p.start()
     thread = threading.Thread(target=read)
     thread.start()
-    ctx = multiprocessing.get_context("fork")
-    barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_move_alias, args=(settings, barrier, out, v)) for v in (2, 3)]
     try:
-        for p in procs:
-            p.start()
+        while not seen and not missing:
+            time.sleep(0.01)
+        go.set()
         results = sorted(out.get(timeout=120) for _ in procs)
         for p in procs:
             p.join(timeout=60)
