@@ -216,11 +216,13 @@ def _free_port() -> int:
 class Server:
     """``python -m stead.serving.app`` in its own process on a folder store."""
 
-    def __init__(self, store: Path, log: Path, workers: int = 1) -> None:
+    def __init__(self, store: Path, log: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        extra = env
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEAD_")}
         env.update(STEAD_URI=str(store), STEAD_USER="tester", STEAD_POLL_INTERVAL="0.2")
+        env.update(extra or {})
         self.log = open(log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stead.serving.app", "--port", str(self.port), "--workers", str(workers)],
@@ -228,7 +230,7 @@ class Server:
             stdout=self.log,
             stderr=self.log,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded machine starts two workers slowly
         while True:
             try:
                 if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
@@ -385,3 +387,67 @@ def test_per_version_health_reaches_the_store(deployed: Client, store_settings: 
             row["latency"]["bounds"][0] == 0.0005 and len(row["latency"]["counts"]) == len(row["latency"]["bounds"]) + 1
         )
     assert deployed.store.serving_stats("churn-api", since=time.time() + 60) == []
+
+
+def test_sigterm_drains_an_inflight_request_and_exits_0(
+    deployed: Client, store_settings: Settings, tmp_path: Path
+) -> None:
+    """A request whose body is still arriving when SIGTERM comes is answered, logged, and the exit is 0."""
+    server = Server(store_settings.folder, tmp_path / "server.log")
+    sent_half = threading.Event()
+    go_on = threading.Event()
+    body = b'{"instances": [{"a": 0.5, "b": -1.0, "plan": "pro"}]}'
+
+    def slow_body() -> Iterator[bytes]:
+        yield body[:20]
+        sent_half.set()
+        go_on.wait(10)
+        yield body[20:]
+
+    answer: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: answer.append(
+            httpx.post(
+                f"{server.url}/v1/deployments/churn-api/predict",
+                content=slow_body(),
+                headers={"content-type": "application/json", "content-length": str(len(body))},
+                timeout=20,
+            )
+        )
+    )
+    thread.start()
+    assert sent_half.wait(10)
+    time.sleep(0.2)
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert server.proc.poll() is None, "the server ended with a request in flight"
+    go_on.set()
+    thread.join(20)
+    code = server.stop()
+    assert code == 0
+    assert time.monotonic() - started < 5.0
+    assert answer and answer[0].status_code == 200, answer
+    rid = answer[0].json()["request_id"]
+    assert rid in set(deployed.get_predictions("churn-api")["request_id"])
+
+
+def test_two_workers_keep_tcp_nodelay(deployed: Client, store_settings: Settings, tmp_path: Path) -> None:
+    """uvicorn issue 3149: with --workers N Nagle's algorithm stays on and each keep-alive answer waits ~40 ms."""
+    # asyncio's loop shows the bug (uvloop sets TCP_NODELAY itself): the socket stead makes must fix it there
+    server = Server(store_settings.folder, tmp_path / "server.log", workers=2, env={"STEAD_LOOP": "asyncio"})
+    try:
+        times = []
+        with httpx.Client(timeout=10) as http:  # one keep-alive connection, one request at a time
+            for i in range(60):
+                t0 = time.perf_counter()
+                r = http.post(f"{server.url}/v1/deployments/churn-api/predict", json={"instances": [ROW]})
+                if i >= 10:  # past the warm-up
+                    times.append(time.perf_counter() - t0)
+                assert r.status_code == 200
+        times.sort()
+        # with Nagle on, every keep-alive answer waits for the delayed ACK (>= 40 ms): even the fastest quarter
+        quartile = times[len(times) // 4]
+        assert quartile < 0.030, f"a quarter of the requests took {quartile * 1000:.1f} ms or more: Nagle is on?"
+    finally:
+        assert server.stop() == 0

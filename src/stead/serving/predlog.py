@@ -2,11 +2,12 @@
 (layer: serving).
 
 Each answered prediction is one JSON line in this process's write-ahead file. A writer thread takes every
-line queued since its last turn, writes them with one ``write`` and (in the default ``fsync`` mode) one
+line queued since its last turn, writes them with one ``write`` and (in ``fsync`` mode) one
 ``fdatasync``, and only then releases the requests waiting on them, so an answer is never sent before its
 log line is durable; concurrent requests share one sync (group commit). In ``write`` mode the lines reach
 the kernel before the answers go out (safe against the process being killed, not against the machine
-losing power) and are synced in the background.
+losing power) and are synced in the background; ``append`` then writes them itself, with no hand-off to the
+writer thread: the lines queued in one turn of the event loop go out in one ``write`` at the end of that turn.
 
 The file is rotated every ``rotate_seconds`` or ``rotate_rows``; a compactor thread turns each closed file
 into one Parquet segment per deployment, stores it in the artifact store and indexes it
@@ -192,6 +193,11 @@ class PredictionLog:
         self.compacted = 0
         self.compact_errors = 0
         self._pending: list[_Pending] = []
+        self._inline: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._inline_soon = False
+        self._fd_lock = threading.Lock()  # the file descriptor, between inline writes and the writer's rotation
+        self._unsynced = False
+        self._handing_over = False  # a rotated file between its descriptor's swap and the compactor's queue
         self._cond = threading.Condition()
         self._closed_files: deque[tuple[Path, str]] = deque()
         self._compact_cond = threading.Condition()
@@ -206,7 +212,7 @@ class PredictionLog:
 
     @property
     def queued(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._inline)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -277,11 +283,46 @@ class PredictionLog:
     async def append(self, record: dict[str, Any]) -> bool:
         """Queue one record and wait until it is durable (False, at once, when it had to be dropped)."""
         loop = asyncio.get_running_loop()
+        if self.durability == "write":
+            if self._stopping or len(self._inline) >= self.max_queue:
+                self.dropped += 1
+                return False
+            done: asyncio.Future[bool] = loop.create_future()
+            self._inline.append((record, done))
+            if not self._inline_soon:
+                self._inline_soon = True
+                loop.call_soon(self._write_inline)
+            return await done
         future: asyncio.Future[None] = loop.create_future()
         if not self._queue(_Pending(record, None, loop, future)):
             return False
         await future
         return True
+
+    def _write_inline(self) -> None:
+        """Write every line appended in this turn of the event loop with one ``write`` (``write`` mode)."""
+        self._inline_soon = False
+        batch, self._inline = self._inline, []
+        if not batch:
+            return
+        dumps = json.dumps
+        data = "".join([dumps(record, separators=(",", ":")) + "\n" for record, _ in batch]).encode()
+        ok = True
+        with self._fd_lock:
+            try:
+                if self._fd is None:
+                    raise OSError("the prediction log is closed")
+                os.write(self._fd, data)
+                self._rows_in_file += len(batch)
+                self.logged += len(batch)
+                self._unsynced = True
+            except OSError:  # answered anyway, and counted: a full disk must not stop serving
+                log.exception("cannot write the prediction log %s", self._file)
+                self.dropped += len(batch)
+                ok = False
+        for _, done in batch:
+            if not done.done():
+                done.set_result(ok)
 
     @staticmethod
     def _release(batch: list[_Pending]) -> None:
@@ -304,51 +345,64 @@ class PredictionLog:
         self._opened_at = time.monotonic()
 
     def _rotate(self) -> None:
+        """Close the current file (synced) for the compactor and open the next one; only the swap of the
+        descriptor holds the lock, so inline writers never wait for a sync."""
         assert self._fd is not None and self._file is not None
-        os.fsync(self._fd)
-        os.close(self._fd)
+        with self._fd_lock:
+            old_fd, old_file = self._fd, self._file
+            self._open_next()
+            self._unsynced = False
+            self._handing_over = True
+        os.fsync(old_fd)
+        os.close(old_fd)
         with self._compact_cond:
-            self._closed_files.append((self._file, self.writer))
+            self._closed_files.append((old_file, self.writer))
+            self._handing_over = False
             self._compact_cond.notify()
-        self._open_next()
 
     def _write_loop(self) -> None:
         dumps = json.dumps
-        unsynced = False
         while True:
             with self._cond:
                 if not self._pending and not self._stopping:
                     wait = max(0.0, self.rotate_seconds - (time.monotonic() - self._opened_at))
-                    self._cond.wait(wait if self._rows_in_file else max(wait, 0.05))
+                    # inline writes (``write`` mode) are synced within about 50 ms
+                    self._cond.wait(min(0.05, wait) if self._rows_in_file else max(wait, 0.05))
                 batch, self._pending = self._pending, []
                 stopping = self._stopping
-            assert self._fd is not None
+            fd = self._fd
+            assert fd is not None
             if batch:
                 data = "".join([dumps(p.record, separators=(",", ":")) + "\n" for p in batch]).encode()
                 try:
-                    os.write(self._fd, data)
+                    with self._fd_lock:
+                        os.write(fd, data)
+                        self._rows_in_file += len(batch)
+                        self.logged += len(batch)
+                        if self.durability != "fsync":
+                            self._unsynced = True
                     if self.durability == "fsync":
-                        os.fdatasync(self._fd)
-                    else:
-                        unsynced = True
-                    self._rows_in_file += len(batch)
-                    self.logged += len(batch)
+                        os.fdatasync(fd)  # only this thread closes descriptors: no lock needed to sync
                 except OSError:  # answered anyway, and counted: a full disk must not stop serving
                     log.exception("cannot write the prediction log %s", self._file)
                     self.dropped += len(batch)
                 self._release(batch)
-            elif unsynced:
-                os.fdatasync(self._fd)
-                unsynced = False
+            elif self._unsynced:
+                self._unsynced = False
+                with contextlib.suppress(OSError):
+                    os.fdatasync(fd)
             old = time.monotonic() - self._opened_at >= self.rotate_seconds
             if self._rows_in_file and (self._rows_in_file >= self.rotate_rows or old or stopping):
                 self._rotate()
-                unsynced = False
             elif not self._rows_in_file and old:
                 self._opened_at = time.monotonic()
-            if stopping and not self._pending:
-                os.close(self._fd)
-                if self._file is not None and self._file.exists() and not self._rows_in_file:
+            if stopping and not self._pending and not self._inline:
+                with self._fd_lock:
+                    last, self._fd = self._fd, None
+                    rows = self._rows_in_file
+                if last is not None:
+                    os.close(last)
+                if self._file is not None and self._file.exists() and not rows:
                     self._file.unlink()
                 return
 
@@ -391,7 +445,8 @@ class PredictionLog:
             self._opened_at = 0.0  # rotate at the writer's next turn
             self._cond.notify()
         while time.monotonic() < deadline:
-            if not self._pending and not self._rows_in_file and not self._closed_files:
+            idle = not self._pending and not self._inline and not self._rows_in_file and not self._handing_over
+            if idle and not self._closed_files:
                 return
             time.sleep(0.01)
 

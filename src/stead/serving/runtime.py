@@ -205,11 +205,42 @@ class ServedVersion:
         self.loaded = loaded
         self.signature = dict(signature)
         self.label = f"{model}/{version}"
+        self.batcher: Any = None  # set by the prediction service: its Batcher, or False when batching is off
+        self._order: list[str] | None = None
+        self._index: Any = None
+        self._direct: Any = None
+        self._fast_path()
+
+    def _fast_path(self) -> None:
+        """When every input is a float column, build the frame as one float64 block in the model's column order
+        and hand it to the flavor's predict function directly (its own reordering copy is then a no-op); a
+        build of pandas' general constructor costs more than the prediction of a small model."""
+        import pandas as pd
+
+        spec = list(self.signature.get("inputs") or [])
+        names = [str(c["name"]) for c in spec]
+        if not names or any(_expect(c) != "number" or not str(c.get("dtype", "")).startswith("float") for c in spec):
+            return
+        columns = getattr(self.loaded, "columns", None)
+        order = list(columns) if columns else names
+        if sorted(order) != sorted(names):
+            return
+        self._order = order
+        self._index = pd.Index(order, dtype=object)
+        direct = getattr(self.loaded, "_predict", None)  # the flavor's function, past LoadedModel's checks
+        self._direct = direct if callable(direct) and columns else None
 
     def predict(self, columns: Mapping[str, list[Any]]) -> list[Any]:
         import numpy as np
 
-        out = self.loaded.predict(_frame(columns, self.signature))
+        if self._order is not None:
+            import pandas as pd
+
+            block = np.array([columns[name] for name in self._order], dtype=np.float64).T  # None -> NaN
+            frame = pd.DataFrame(block, columns=self._index, copy=False)
+            out = self._direct(frame) if self._direct is not None else self.loaded.predict(frame)
+        else:
+            out = self.loaded.predict(_frame(columns, self.signature))
         result: list[Any] = np.asarray(out).tolist()
         return result
 
