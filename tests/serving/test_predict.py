@@ -451,3 +451,62 @@ def test_two_workers_keep_tcp_nodelay(deployed: Client, store_settings: Settings
         assert quartile < 0.030, f"a quarter of the requests took {quartile * 1000:.1f} ms or more: Nagle is on?"
     finally:
         assert server.stop() == 0
+
+
+def test_adaptive_batching_gathers_concurrent_requests(
+    deployed: Client, store_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """32 concurrent one-row requests: fewer predict calls, each answer its own, each request its own log row."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    project = tmp_path / "stead.yaml"
+    project.write_text(
+        "project: churn\nmodels:\n  churn:\n    train: train.py:train\n    data: data.parquet\n"
+        "    target: y\n    serving:\n      batching: {max_batch: 64, max_wait_ms: 5}\n"
+    )
+    monkeypatch.setenv("STEAD_PROJECT", str(project))
+    monkeypatch.delenv("STEAD_BATCHING", raising=False)
+    monkeypatch.setenv("STEAD_PREDICT_THREADS", "1")
+    app = create_app(store_settings)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}/v1/deployments/churn-api/predict"
+    rows = [{"a": float(i - 16) / 4, "b": float(16 - i) / 8, "plan": "free"} for i in range(32)]
+    try:
+        while not server.started:
+            time.sleep(0.02)
+
+        async def burst() -> list[dict[str, Any]]:
+            limits = httpx.Limits(max_connections=32)
+            async with httpx.AsyncClient(timeout=20, limits=limits) as http:
+                answers = await asyncio.gather(*(http.post(url, json={"instances": [row]}) for row in rows))
+            assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+            return [r.json() for r in answers]
+
+        asyncio.run(burst())  # connections opened and warm
+        service = app.state.predictions
+        served = service.runtime.states["churn-api"].versions[("churn", 1)]
+        before = served.batcher.calls
+        answers = asyncio.run(burst())
+        calls = served.batcher.calls - before
+    finally:
+        server.should_exit = True
+        thread.join(20)
+    assert 1 <= calls < 32, f"{calls} predict calls for 32 concurrent requests"
+    import pandas as pd
+
+    expected = served.loaded.predict(pd.DataFrame(rows)).tolist()
+    assert [a["predictions"][0] for a in answers] == expected
+    assert len({a["request_id"] for a in answers}) == 32
+    frame = deployed.get_predictions("churn-api")
+    mine = frame[frame["request_id"].isin({a["request_id"] for a in answers})]
+    assert len(mine) == 32 and set(mine["route"]) == {"primary"} and set(mine["row"]) == {0}
+    logged = dict(zip(mine["request_id"], mine["inputs.a"], strict=True))
+    assert [logged[a["request_id"]] for a in answers] == [row["a"] for row in rows]
