@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,17 +87,24 @@ models:
 """
 
 
-def make_stream(n: int, drift_at: int, seed: int = 0) -> Any:
+def make_stream(n: int, drift_at: int, seed: int = 0, width: int = 0) -> Any:
     """A churn-like stream: numeric and categorical features, a label, and a shift at ``drift_at``.
 
     After the drift point customers call support more, use more data and move to monthly contracts, and
-    the churn rule changes with them (concept drift), so a model trained before the drift degrades.
+    the churn rule changes with them (concept drift), so a model trained before the drift degrades. With
+    ``width`` the drift is gradual: the share of customers who follow the new world grows linearly from 0
+    at ``drift_at`` to 1 at ``drift_at + width``.
     """
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    after = np.arange(n) >= drift_at
+    index = np.arange(n)
+    if width > 0:
+        share = np.clip((index - drift_at) / width, 0.0, 1.0)
+        after = rng.random(n) < share
+    else:
+        after = index >= drift_at
     tenure = rng.gamma(2.0, 12.0, n)
     charges = rng.normal(70, 20, n)
     calls = rng.poisson(np.where(after, 3.5, 1.5))
@@ -137,8 +145,31 @@ class _Timeline:
             self.say(f"[{time.monotonic() - self.start:6.1f}s  customer {self.sent:>5}] {message}")
 
 
-def run_demo(folder: Path, echo: Any = None) -> int:
-    """Run the demo in ``folder`` (a fresh one each time) and return 0 when the loop closed."""
+@dataclass(frozen=True)
+class LoopConfig:
+    """One run of the loop: the stream, when it drifts (abruptly, or over ``width`` customers), and when to stop."""
+
+    total: int = TOTAL
+    drift_at: int = DRIFT_AT
+    width: int = 0
+    seed: int = 42
+    after_recovery: int | None = AFTER_RECOVERY  # None: serve the whole stream
+
+
+@dataclass
+class LoopResult:
+    folder: Path
+    stream: Any
+    served: list[tuple[int, int, int]]
+    failed: int
+    detected_at: int | None
+    promoted_at: int | None
+    false_alarms: int
+    started: float
+
+
+def run_loop(folder: Path, config: LoopConfig = LoopConfig(), say: Any = None) -> LoopResult:
+    """Run the closed loop in ``folder`` (its store is made anew) and return what happened, measured."""
     try:
         import sklearn  # noqa: F401
     except ModuleNotFoundError as exc:
@@ -148,7 +179,6 @@ def run_demo(folder: Path, echo: Any = None) -> int:
     import httpx
     import numpy as np
     import uvicorn
-    from rich.console import Console
 
     from stead.project import load_project
     from stead.retraining.controller import Controller
@@ -157,8 +187,7 @@ def run_demo(folder: Path, echo: Any = None) -> int:
     from stead.settings import Settings
     from stead.store import open_store
 
-    console = Console(highlight=False)
-    say = echo or console.print
+    say = say or (lambda _line: None)
     started = time.monotonic()
     folder = folder.resolve()
     if (folder / ".stead").exists():
@@ -173,11 +202,14 @@ def run_demo(folder: Path, echo: Any = None) -> int:
     timeline = _Timeline(say)
     say(f"[bold]stead demo[/] in {folder} (store {settings.uri})")
 
-    stream = make_stream(TOTAL, drift_at=DRIFT_AT, seed=42)
+    stream = make_stream(config.total, drift_at=config.drift_at, seed=config.seed, width=config.width)
     features = stream[FEATURES]
     data_file = folder / "data" / "churn.parquet"
     stream.iloc[:INITIAL].to_parquet(data_file, index=False)
-    timeline(f"generated a stream of customers; their inputs and churn rule change at customer {DRIFT_AT:,}")
+    how = f"over {config.width:,} customers" if config.width else "at once"
+    timeline(
+        f"generated a stream of customers; their inputs and churn rule change {how} at customer {config.drift_at:,}"
+    )
 
     project = load_project(folder / "stead.yaml")
     first = run_pipeline(store, project, "churn", reason="first version")
@@ -195,6 +227,11 @@ def run_demo(folder: Path, echo: Any = None) -> int:
         target=controller.run, kwargs={"interval": 1.0, "stop": stop}, name="stead-demo-controller", daemon=True
     )
     base = f"http://127.0.0.1:{port}"
+    failed = 0
+    served: list[tuple[int, int, int]] = []  # (customer, version, correct)
+    detected_at: int | None = None
+    promoted_at: int | None = None
+    false_alarms = 0
     with httpx.Client(base_url=base, timeout=30) as http:
         for _ in range(100):
             try:
@@ -205,19 +242,20 @@ def run_demo(folder: Path, echo: Any = None) -> int:
         timeline(f"serving churn-api on {base}; the controller watches it (monitors, triggers, rollouts)")
         controller_thread.start()
 
-        failed = 0
-        served: list[tuple[int, int, int]] = []  # (customer, version, correct)
         pending: deque[tuple[str, list[int]]] = deque()
         labelled: deque[int] = deque(maxlen=FEED)
         feed_written_at = 0
-        detected_at: int | None = None
-        promoted_at: int | None = None
-        for n, start in enumerate(range(INITIAL, TOTAL, BATCH)):
-            if promoted_at is not None and start >= promoted_at + AFTER_RECOVERY:
+        seen_alerts: set[int] = set()
+        for n, start in enumerate(range(INITIAL, config.total, BATCH)):
+            if (
+                config.after_recovery is not None
+                and promoted_at is not None
+                and start >= promoted_at + config.after_recovery
+            ):
                 break
-            rows = list(range(start, min(start + BATCH, TOTAL)))
-            if start == DRIFT_AT:
-                timeline("[bold]the world changes here[/] (customer behaviour and the churn rule shift)")
+            rows = list(range(start, min(start + BATCH, config.total)))
+            if start == config.drift_at:
+                timeline("[bold]the world starts to change here[/] (customer behaviour and the churn rule)")
             body = {"instances": features.iloc[rows].to_dict(orient="records")}
             response = http.post("/v1/deployments/churn-api/predict", json=body)
             timeline.sent = rows[-1] + 1
@@ -239,36 +277,80 @@ def run_demo(folder: Path, echo: Any = None) -> int:
                 stream.iloc[sorted(labelled)].to_parquet(data_file, index=False)  # the data feed lands new data
                 feed_written_at = timeline.sent
             if n % 10 == 0:  # what the store says happened, and when (in customers served)
-                if detected_at is None and any(
-                    a.rule.startswith("drift") for a in store.list_alerts(open_only=False, deployment="churn-api")
-                ):
-                    detected_at = timeline.sent
+                for alert in store.list_alerts(open_only=False, deployment="churn-api"):
+                    if alert.rule != "drift_share" or alert.id in seen_alerts:
+                        continue
+                    seen_alerts.add(alert.id)
+                    if timeline.sent <= config.drift_at:
+                        false_alarms += 1
+                    elif detected_at is None:
+                        detected_at = timeline.sent
                 if promoted_at is None and store.list_rollouts("churn-api", status="promoted"):
                     promoted_at = timeline.sent
             time.sleep(0.004)
-        # Let the last rollout step finish.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and store.list_rollouts("churn-api", status="running"):
-            time.sleep(0.5)
     stop.set()
     controller_thread.join(timeout=60)
     server.should_exit = True
     server_thread.join(timeout=30)
+    return LoopResult(folder, stream, served, failed, detected_at, promoted_at, false_alarms, started)
 
+
+def run_demo(folder: Path, echo: Any = None) -> int:
+    """Run the demo in ``folder`` (a fresh store each time) and return 0."""
+    from rich.console import Console
+
+    from stead.project import load_project
+    from stead.retraining.pipeline import run_pipeline
+    from stead.settings import Settings
+    from stead.store import open_store
+
+    console = Console(highlight=False)
+    say = echo or console.print
+    result = run_loop(folder, LoopConfig(), say)
+    store = open_store(Settings.from_env(uri=str(result.folder / ".stead")))
+    timeline = _Timeline(say)
+    timeline.start = time.monotonic() - (time.monotonic() - result.started)
+    timeline.sent = max((row for row, _v, _ok in result.served), default=0) + 1
     timeline("a deliberately bad candidate: trained on inverted labels")
-    bad = run_pipeline(store, load_project(folder / "stead.yaml"), "churn", params={"corrupt": True}, reason="bad")
+    bad = run_pipeline(
+        store, load_project(result.folder / "stead.yaml"), "churn", params={"corrupt": True}, reason="bad"
+    )
     failing = [g["reasons"] for g in bad.gate_results if not g["passed"]]
     timeline(f"v{bad.version} {'approved' if bad.approved else 'rejected'}: {failing[0] if failing else ''}")
+    report = _html_report(store, result.folder / "report.html")
 
-    summary = _summary(store, served, failed, detected_at, promoted_at, started)
+    summary = _summary(store, result)
     say("")
     say("[bold]summary[/] (measured from the traffic and the store)")
     for key, value in summary.items():
         say(f"{key}: {value}")
     say("")
-    say(f"explore: cd {folder} && stead lineage churn@champion && stead deployments show churn-api")
-    say("         stead monitor churn-api --html report.html")
+    say(f"explore: cd {result.folder} && stead lineage churn@champion && stead deployments show churn-api")
+    if report is not None:
+        say(f"         open {report} (drift, performance and alerts over time)")
     return 0
+
+
+def _html_report(store: Any, path: Path) -> Path | None:
+    """The self-contained monitoring report of the demo's deployment, left to explore."""
+    from stead.client import Client
+    from stead.monitoring.html import render_html
+
+    client = Client(settings=store.settings)
+    try:
+        report = client.monitor("churn-api")
+    except Exception:  # the report is a convenience at the end; the demo's result does not depend on it
+        return None
+    path.write_text(
+        render_html(
+            report,
+            drift_history=client.drift_history("churn-api"),
+            reports=client.store.list_monitor_reports("churn-api", 200, False),
+            alerts=[a.model_dump(mode="json") for a in client.list_alerts(False, "churn-api")],
+        ),
+        encoding="utf-8",
+    )
+    return path
 
 
 def _accuracy(served: list[tuple[int, int, int]], lo: int, hi: int) -> float | None:
@@ -280,17 +362,11 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _summary(
-    store: Any,
-    served: list[tuple[int, int, int]],
-    failed: int,
-    detected_at: int | None,
-    promoted_at: int | None,
-    started: float,
-) -> dict[str, str]:
+def _summary(store: Any, result: LoopResult) -> dict[str, str]:
     """The closing table, from the traffic the demo sent and what the store recorded."""
     from stead.entities import Ref
 
+    served, detected_at, promoted_at = result.served, result.detected_at, result.promoted_at
     rollouts = store.list_rollouts("churn-api", limit=10)
     champion = store.resolve_version(Ref.parse("churn@champion"))
     recovered = promoted_at if promoted_at is not None else TOTAL
@@ -306,7 +382,8 @@ def _summary(
         "accuracy before drift": _fmt(_accuracy(served, INITIAL, DRIFT_AT)),
         "accuracy after drift": _fmt(_accuracy(served, DRIFT_AT, recovered)),
         "accuracy after recovery": _fmt(_accuracy(served, recovered, last)),
-        "requests failed": str(failed),
+        "false alarms before the drift": str(result.false_alarms),
+        "requests failed": str(result.failed),
         "human steps": "0",
-        "time": f"{time.monotonic() - started:.0f} s",
+        "time": f"{time.monotonic() - result.started:.0f} s",
     }
