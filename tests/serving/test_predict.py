@@ -510,3 +510,46 @@ def test_adaptive_batching_gathers_concurrent_requests(
     assert len(mine) == 32 and set(mine["route"]) == {"primary"} and set(mine["row"]) == {0}
     logged = dict(zip(mine["request_id"], mine["inputs.a"], strict=True))
     assert [logged[a["request_id"]] for a in answers] == [row["a"] for row in rows]
+
+
+def test_open_inference_protocol_with_tritonclient(deployed: Client, store_settings: Settings, tmp_path: Path) -> None:
+    """The real tritonclient against a live server: health, metadata, and infer (binary and JSON tensors)
+    answering what /v1 predict answers."""
+    import numpy as np
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    server = Server(store_settings.folder, tmp_path / "server.log")
+    rows = [ROW, {"a": -2.0, "b": 0.5, "plan": "free"}, {"a": 3.0, "b": 1.0, "plan": "free"}]
+    try:
+        v1 = httpx.post(f"{server.url}/v1/deployments/churn-api/predict", json={"instances": rows}).json()
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.get_server_metadata()["name"] == "stead"
+        assert client.is_model_ready("churn-api")
+        meta = client.get_model_metadata("churn-api")
+        assert meta["inputs"] == [
+            {"name": "a", "datatype": "FP64", "shape": [-1]},
+            {"name": "b", "datatype": "FP64", "shape": [-1]},
+            {"name": "plan", "datatype": "BYTES", "shape": [-1]},
+        ]
+        assert meta["versions"] == ["1"]
+        for binary in (True, False):
+            inputs = []
+            for name, datatype in (("a", "FP64"), ("b", "FP64"), ("plan", "BYTES")):
+                values = np.array([row[name] for row in rows], dtype=object if datatype == "BYTES" else np.float64)
+                tensor = triton.InferInput(name, [len(rows)], datatype)
+                tensor.set_data_from_numpy(values, binary_data=binary)
+                inputs.append(tensor)
+            result = client.infer("churn-api", inputs)
+            assert result.as_numpy("predictions").tolist() == v1["predictions"], binary
+            response = result.get_response()
+            assert response["model_version"] == "1" and len(response["parameters"]["request_id"]) == 32
+        bad = triton.InferInput("zip", [1], "FP64")
+        bad.set_data_from_numpy(np.array([1.0]))
+        with pytest.raises(InferenceServerException, match="zip: not in the signature"):
+            client.infer("churn-api", [bad])
+        assert not client.is_model_ready("nope")
+        client.close()
+    finally:
+        assert server.stop() == 0

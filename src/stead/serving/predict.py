@@ -130,6 +130,17 @@ def _content_type_ok(request: Request) -> None:
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
     _content_type_ok(request)
+    body = await _read_body(request, limit)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON: {exc}", hint='send e.g. {"instances": [{"col": 1.0}]}') from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
@@ -143,14 +154,23 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise PayloadTooLarge(f"the body is over this server's limit of {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not JSON: {exc}", hint='send e.g. {"instances": [{"col": 1.0}]}') from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"the body must be a JSON object, not {type(data).__name__}")
-    return data
+    return b"".join(chunks)
+
+
+def _oip_error(exc: SteadError) -> Response:
+    """The v2 protocol's error body, ``{"error": message}`` (what tritonclient and kserve show)."""
+    return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+
+def _datatype_of_values(values: list[Any]) -> str:
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, bool):
+        return "BOOL"
+    if isinstance(first, int):
+        return "INT64"
+    if isinstance(first, float):
+        return "FP64"
+    return "BYTES"
 
 
 def _id_time(request_id: str) -> float | None:
@@ -226,6 +246,10 @@ class PredictionService:
                 Route("/v1/models/{name}:predict", self.kserve_predict, methods=["POST"], name="kserve_v1"), "predict"
             ),
             guard(Route("/v2/health/ready", self.health_ready, methods=["GET"], name="health_ready"), "open"),
+            guard(Route("/v2", self.v2_server, methods=["GET"], name="v2_server"), "open"),
+            guard(Route("/v2/models/{name}", self.v2_model, methods=["GET"], name="v2_model"), "predict"),
+            guard(Route("/v2/models/{name}/ready", self.v2_ready, methods=["GET"], name="v2_model_ready"), "open"),
+            guard(Route("/v2/models/{name}/infer", self.v2_infer, methods=["POST"], name="v2_infer"), "predict"),
             guard(Route("/metrics", self.metrics_endpoint, methods=["GET"], name="metrics"), "open"),
         ]
 
@@ -444,6 +468,65 @@ class PredictionService:
             return error_response(exc)
         except Exception:
             return internal_error(f"feedback {name}")
+
+    # ------------------------------------------------------------ the Open Inference Protocol (v2), see oip.py
+    async def v2_server(self, request: Request) -> Response:
+        from stead._version import __version__
+
+        return JSONResponse({"name": "stead", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+    async def v2_model(self, request: Request) -> Response:
+        from stead.serving.oip import model_metadata
+
+        name = request.path_params["name"]
+        try:
+            state = self.runtime.get(name)
+        except SteadError as exc:
+            return _oip_error(exc)
+        primary = state.versions[(state.router.primary.model, state.router.primary.version)]
+        versions = sorted({r.version for r in state.router.routes if r.kind != "shadow"})
+        return JSONResponse(model_metadata(name, versions, primary.signature))
+
+    async def v2_ready(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        ready = self.ready and name in self.runtime.states
+        return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
+
+    async def v2_infer(self, request: Request) -> Response:
+        """``POST /v2/models/{name}/infer``: named tensors mapped to signature columns, then the v1 path."""
+        from stead.serving.oip import OipError, infer_answer, parse_infer
+
+        started = time.perf_counter()
+        name = request.path_params["name"]
+        try:
+            raw_length = request.headers.get("inference-header-content-length")
+            if raw_length is None:
+                _content_type_ok(request)
+            elif not raw_length.isdigit():
+                raise OipError(f"Inference-Header-Content-Length {raw_length!r} is not a number")
+            body = await _read_body(request, self.body_limit)
+            columns, infer = parse_infer(body, None if raw_length is None else int(raw_length))
+            params: Any = infer.get("parameters")
+            if not isinstance(params, dict):
+                params = {}
+            v1: dict[str, Any] = {"inputs": columns}
+            if params.get("routing_key") is not None:
+                v1["routing_key"] = params["routing_key"]
+            state, answer = await self._predict(name, v1, started)
+        except SteadError as exc:
+            if exc.status_code != 422:
+                self.metrics.requests.labels(name, "", "", str(exc.status_code)).inc()
+            return _oip_error(exc)
+        except Exception:
+            self.metrics.requests.labels(name, "", "", "500").inc()
+            return internal_error(f"v2 infer {name}")
+        extra = answer.pop("_extra")
+        result = infer_answer(name, infer, answer, _datatype_of_values(answer["predictions"]))
+        task = None
+        if extra["shadows"]:
+            task = BackgroundTask(self._shadow, state, extra["shadows"], extra["columns"], extra["n"], extra["id"])
+        headers = None if extra["logged"] else {"x-stead-logged": "0"}
+        return JSONResponse(result, headers=headers, background=task)
 
     # ------------------------------------------------------------ health and metrics
     async def health_ready(self, request: Request) -> Response:
