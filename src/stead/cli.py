@@ -634,11 +634,17 @@ def serve(
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback bind without tokens.")] = False,
 ) -> None:
     """The HTTP server: REST API, prediction, feedback, metrics and UI."""
+    import os
     import threading
 
     from stead.serving.app import run_server
     from stead.settings import Settings
 
+    baked = os.environ.get("STEAD_BAKED_MODEL")
+    if baked:  # an image written by stead build (issue 9): serve its baked model unless STEAD_URI is set
+        from stead.export import boot_baked
+
+        boot_baked(baked)
     settings = Settings.from_env()
     stop = threading.Event()
     thread: threading.Thread | None = None
@@ -865,9 +871,29 @@ def build(
     out: Annotated[Path, typer.Option("--out", help="The build context folder.")] = Path("build"),
     for_: Annotated[str, typer.Option("--for", help="serve or train")] = "serve",
     k8s: Annotated[bool, typer.Option("--k8s", help="Also write Kubernetes manifests.")] = False,
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", help="The deployment the image serves (default: where it serves).")
+    ] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Image reference for the manifests.")] = None,
+    file: Annotated[Path, typer.Option("--file", "-f", help="The project file (--for train).")] = Path("stead.yaml"),
+    as_json: JsonOpt = False,
 ) -> None:
     """Write a container build context (and Kubernetes manifests) for a model version."""
-    _not_yet("build", "the containers work (issue 9)")
+    from stead.export import build_context
+
+    result = build_context(
+        _client().store, ref, out, for_, k8s=k8s, deployment=deployment, image=image, project_file=file
+    )
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    typer.echo(
+        f"wrote {result.out}: {result.name}/{result.version} for {result.purpose}, Python {result.python}, "
+        f"{len(result.requirements)} pinned packages, {len(result.files)} files"
+    )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"next: docker build -t IMAGE {result.out}  (see {result.out}/README.md)")
 
 
 @import_app.command("mlflow")
