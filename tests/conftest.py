@@ -203,3 +203,57 @@ def http_settings(tmp_path: Path, _server_zygote: tuple[subprocess.Popen[str], P
                 time.sleep(0.005)
             if alive():
                 os.kill(pid, signal.SIGKILL)
+
+
+# --- S3 (added by the scale-out work, issue 9) ---
+# moto's S3 server in its own process on loopback, once per session; each test gets a fresh bucket and the
+# AWS variables that point s3fs (through botocore's AWS_ENDPOINT_URL) at it. Never skips: moto is in `dev`.
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint URL (http://127.0.0.1:PORT) of a moto S3 server started for this session."""
+    import os
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{url}/moto-api/", timeout=1)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"moto's S3 server did not start:\n{log.read_text()}", pytrace=False)
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty bucket on the session's S3 server; returns ``s3://BUCKET/stead`` (the artifact root)."""
+    import s3fs
+
+    for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_server}.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"stead-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem.clear_instance_cache()
+    s3fs.S3FileSystem(endpoint_url=s3_server).mkdir(bucket)
+    return f"s3://{bucket}/stead"
