@@ -577,9 +577,11 @@ def deployments_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One deployment: routes, history and canary-analysis decisions."""
-    d = _client().get_deployment(name, history)
+    client = _client()
+    d = client.get_deployment(name, history)
+    decisions = client.store.canary_decisions(deployment=name)
     if as_json:
-        _print_json(d)
+        _print_json({**d.model_dump(mode="json", by_alias=True), "canary_decisions": decisions})
         return
     con = _console()
     con.print(f"[bold]deployment {d.name}[/]  model {d.model}  revision {d.revision}")
@@ -596,6 +598,15 @@ def deployments_show(
         for e in d.events[-10:]:
             detail = e["details"].get("error") or e["details"].get("version") or ""
             con.print(f"  {e['at'][:19]}  {e['action']}  {detail}")
+    if decisions:
+        from datetime import UTC, datetime
+
+        con.print("[bold]canary analysis[/]")
+        for c in decisions[-20:]:
+            evidence = c.get("evidence") or {}
+            reasons = "; ".join(str(r) for r in evidence.get("reasons") or []) or "within every limit"
+            when = datetime.fromtimestamp(float(c["at"]), tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+            con.print(f"  {when}  step {c['step']}  {c['decision']:8} {reasons}", markup=False)
 
 
 @app.command()
@@ -664,6 +675,9 @@ def serve(
         stop.set()
         if thread is not None:
             thread.join(timeout=30)
+    from stead.serving.app import exit_now
+
+    exit_now(0)  # drained, flushed and closed: skip CPython's slow finalization (see exit_now)
 
 
 # ---------------------------------------------------------------- monitoring (issue 6)
