@@ -813,6 +813,23 @@ def run_pipeline(
     project = load_project(file)
     client = _client()
     con = _console()
+    executor = project.model(model).executor
+    if executor.type != "local":  # issue 9: the pipeline runs where stead.yaml says (e.g. a Ray task)
+        from stead.errors import SteadError
+        from stead.retraining.executors import executor_for
+
+        outcome = executor_for(executor).launch(
+            client.store.settings, file, model, pipeline_id=pipeline_id, reason=reason, params=params
+        )
+        if not outcome.ok:
+            raise SteadError(f"the pipeline of {model} failed on {outcome.where}: {outcome.error}")
+        if as_json:
+            _print_json(outcome.result)
+        else:
+            verdict = "approved" if outcome.approved else "rejected"
+            pid = outcome.result.get("pipeline_id")
+            con.print(f"{model}/{outcome.version} {verdict} (on {outcome.where}, pipeline {pid})")
+        raise typer.Exit(0 if outcome.approved else 3)
     from rich.console import Console
 
     # With --json, stdout carries only the JSON document: progress goes to stderr.

@@ -372,6 +372,23 @@ class Controller:
             except Exception as exc:  # the user's training code failed; the record says how
                 report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed: {exc}")
             return
+        project = self._project()
+        spec = project.models.get(model) if project is not None else None
+        if spec is not None and spec.executor.type != "local":  # issue 9: e.g. {type: ray, address: …}
+            from stead.retraining.executors import executor_for
+
+            outcome = executor_for(spec.executor).launch(
+                self.store.settings, self.project_file, model, pipeline_id=pipeline_id, trigger=trigger, reason=reason
+            )
+            if outcome.ok:
+                verdict = "approved" if outcome.approved else "rejected"
+                self._say(
+                    report,
+                    f"{model}: pipeline {pipeline_id[:12]} on {outcome.where} -> {model}/{outcome.version} {verdict}",
+                )
+            else:
+                report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed on {outcome.where}: {outcome.error}")
+            return
         settings = self.store.settings
         env = dict(os.environ, STEAD_URI=settings.uri)
         if settings.artifacts:

@@ -1,0 +1,196 @@
+"""Where a training pipeline runs: the ``local`` and ``ray`` executors of ``stead.yaml`` (layer: retraining).
+
+A model's ``executor`` picks one (``local`` by default):
+
+- ``local``: ``python -m stead run MODEL --pipeline-id …`` in a subprocess on this machine (what the controller
+  always did); ``stead run`` itself runs the pipeline in its own process.
+- ``{type: ray, address: …}``: the pipeline runs as one Ray task (``ray.init(address=…)``, then a remote function
+  that opens the same store and calls ``run_pipeline``). The store must be reachable from the Ray workers: a
+  ``postgresql://`` store with ``STEAD_ARTIFACTS`` on S3 (or a shared folder), or, on a one-machine Ray runtime,
+  the embedded folder. The workers need stead and the project's dependencies installed (the image of
+  ``stead build --for train``); for a ``ray://`` address the project folder is shipped as the task's
+  ``working_dir``, otherwise the workers read it at the same path.
+
+Both return an :class:`Outcome`; the controller records it, ``stead run`` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stead.errors import ConfigError, MissingDependency, SteadError
+
+if TYPE_CHECKING:
+    from stead.project import ExecutorSpec
+    from stead.settings import Settings
+
+__all__ = ["LocalExecutor", "Outcome", "RayExecutor", "executor_for"]
+
+
+@dataclass
+class Outcome:
+    """What a pipeline launched by an executor ended with; ``result`` is ``PipelineResult.to_dict()`` when it ran."""
+
+    ok: bool
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    where: str = "local"
+
+    @property
+    def approved(self) -> bool:
+        return bool(self.result.get("approved"))
+
+    @property
+    def version(self) -> int | None:
+        value = self.result.get("version")
+        return int(value) if value is not None else None
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ, STEAD_URI=settings.uri)
+    if settings.artifacts:
+        env["STEAD_ARTIFACTS"] = settings.artifacts
+    if settings.token:
+        env["STEAD_TOKEN"] = settings.token
+    return env
+
+
+class LocalExecutor:
+    """``python -m stead run MODEL`` in a subprocess on this machine."""
+
+    name = "local"
+
+    def launch(
+        self,
+        settings: Settings,
+        project_file: Path,
+        model: str,
+        *,
+        pipeline_id: str | None = None,
+        trigger: str = "manual",
+        reason: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        command = [sys.executable, "-m", "stead", "run", model, "--file", str(project_file), "--json"]
+        if reason:
+            command += ["--reason", reason]
+        if pipeline_id:
+            command += ["--pipeline-id", pipeline_id]
+        for key, value in (params or {}).items():
+            command += ["--param", f"{key}={value}"]
+        done = subprocess.run(
+            command, env=_child_env(settings), capture_output=True, text=True, cwd=project_file.parent
+        )
+        if done.returncode in (0, 3):
+            try:
+                return Outcome(True, json.loads(done.stdout))
+            except ValueError:
+                return Outcome(True)
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[0]
+        return Outcome(False, error=last)
+
+
+def _run_remote(
+    settings: Settings,
+    project_file: str,
+    model: str,
+    pipeline_id: str | None,
+    trigger: str,
+    reason: str | None,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The Ray task: open the store, run the pipeline, return its result (runs in a Ray worker)."""
+    import socket
+
+    from stead.project import load_project
+    from stead.retraining.pipeline import run_pipeline
+    from stead.store import open_store
+
+    path = Path(project_file)
+    if not path.is_absolute():
+        path = Path.cwd() / path  # a ray:// task runs in its shipped working_dir
+    store = open_store(settings)
+    try:
+        result = run_pipeline(
+            store,
+            load_project(path),
+            model,
+            params=params,
+            reason=reason,
+            trigger=trigger,
+            pipeline_id=pipeline_id,
+        )
+    finally:
+        store.close()
+    out = result.to_dict()
+    out["executor"] = {"type": "ray", "host": socket.gethostname(), "pid": os.getpid()}
+    return out
+
+
+class RayExecutor:
+    """The pipeline as one Ray task on the cluster at ``address``."""
+
+    name = "ray"
+
+    def __init__(self, address: str, num_cpus: float = 1.0) -> None:
+        self.address = address
+        self.num_cpus = num_cpus
+
+    def _ray(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise MissingDependency(
+                "the ray executor needs Ray", hint="pip install 'stead[ray]' (on this machine and the workers)"
+            ) from None
+        return ray
+
+    def launch(
+        self,
+        settings: Settings,
+        project_file: Path,
+        model: str,
+        *,
+        pipeline_id: str | None = None,
+        trigger: str = "manual",
+        reason: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        if settings.backend == "http":
+            raise ConfigError(
+                "the ray executor needs the store itself (a folder or postgresql://), not a stead server",
+                hint="set STEAD_URI=postgresql://… and STEAD_ARTIFACTS=s3://… where the controller runs",
+            )
+        ray = self._ray()
+        project = Path(project_file).resolve()
+        runtime_env: dict[str, Any] | None = None
+        target = str(project)
+        if self.address.startswith("ray://"):
+            runtime_env = {"working_dir": str(project.parent)}
+            target = project.name
+        if not ray.is_initialized():
+            ray.init(address=self.address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
+        task = ray.remote(num_cpus=self.num_cpus, max_retries=0)(_run_remote)
+        where = f"ray ({self.address})"
+        try:
+            result = ray.get(task.remote(settings, target, model, pipeline_id, trigger, reason, dict(params or {})))
+        except Exception as exc:  # a RayTaskError wraps the pipeline's own error
+            cause = getattr(exc, "cause", None) or exc
+            message = cause.message if isinstance(cause, SteadError) else f"{type(cause).__name__}: {cause}"
+            return Outcome(False, error=message.strip().splitlines()[0] if message.strip() else message, where=where)
+        return Outcome(True, dict(result), where=where)
+
+
+def executor_for(spec: ExecutorSpec | None) -> LocalExecutor | RayExecutor:
+    """The executor a model's ``executor`` section names (``local`` when there is none)."""
+    if spec is None or spec.type == "local":
+        return LocalExecutor()
+    assert spec.address is not None  # the schema requires it for ray
+    return RayExecutor(spec.address)
