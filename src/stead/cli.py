@@ -670,7 +670,19 @@ def serve(
         thread = threading.Thread(target=ctl.run, kwargs={"stop": stop}, name="stead-controller", daemon=True)
         thread.start()
     try:
-        run_server(settings, host=host, port=port, workers=workers, controller=thread is not None, insecure=insecure)
+        from stead.ui.app import FACTORY as UI_FACTORY
+        from stead.ui.app import ui_routes
+
+        run_server(
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            controller=thread is not None,
+            insecure=insecure,
+            extra_routes=ui_routes(settings),  # the web UI at /ui/ (issue 8)
+            factory=UI_FACTORY,
+        )
     finally:
         stop.set()
         if thread is not None:
@@ -872,6 +884,9 @@ def controller(
     ctl = Controller(_client().store, file, echo=lambda line: con.print(line, highlight=False))
     if once:
         report = ctl.tick()
+        finished = ctl.wait_pipelines()  # one tick includes the pipelines it started
+        report.actions += finished.actions
+        report.errors += finished.errors
         if not report.held:
             con.print(f"another controller holds the lease ({report.holder}); nothing done")
         elif not report.actions and not report.errors:

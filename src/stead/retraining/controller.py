@@ -79,11 +79,14 @@ class Controller:
         self.echo = echo or (lambda _line: None)
         self.inline = run_pipelines_inline
         self.last_checked: dict[str, datetime] = {}
+        # Pipelines run as child processes while the loop goes on judging canaries and computing monitors.
+        self.children: dict[str, tuple[subprocess.Popen[bytes], str, Any, Any]] = {}
 
     # ------------------------------------------------------------ the loop
     def tick(self) -> TickReport:
         lease = self.store.acquire_lease(LEASE, self.holder, self.lease_ttl)
         report = TickReport(bool(lease["held"]), str(lease["holder"]))
+        self._reap(report)
         if not lease["held"]:
             return report
         self.store.fail_stale_runs()
@@ -99,6 +102,39 @@ class Controller:
         for line in report.errors:
             self.echo(f"error: {line}")
         return report
+
+    def wait_pipelines(self, timeout: float = 3600.0) -> TickReport:
+        """Wait for the pipelines this controller started and report how they ended."""
+        report = TickReport(True, self.holder)
+        deadline = time.monotonic() + timeout
+        for proc, _model, _out, _err in list(self.children.values()):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        self._reap(report)
+        return report
+
+    def _reap(self, report: TickReport) -> None:
+        for pipeline_id, (proc, model, out, err) in list(self.children.items()):
+            if proc.poll() is None:
+                continue
+            del self.children[pipeline_id]
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+            out.close()
+            err.close()
+            if proc.returncode in (0, 3):
+                try:
+                    outcome = json.loads(stdout)
+                    verdict = "approved" if outcome.get("approved") else "rejected"
+                    self._say(
+                        report, f"{model}: pipeline {pipeline_id[:12]} -> {model}/{outcome.get('version')} {verdict}"
+                    )
+                except ValueError:
+                    self._say(report, f"{model}: pipeline {pipeline_id[:12]} finished")
+            else:
+                last = (stderr.strip().splitlines() or ["(no output)"])[0]
+                report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed: {last}")
+                self.echo(f"error: {model}: pipeline {pipeline_id[:12]} failed: {last}")
 
     def _say(self, report: TickReport, line: str) -> None:
         """Record an action and show it now (a tick that runs a pipeline takes a while)."""
@@ -409,14 +445,9 @@ class Controller:
             pipeline_id,
             "--json",
         ]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=self.project_file.parent)
-        if done.returncode in (0, 3):
-            try:
-                outcome = json.loads(done.stdout)
-                verdict = "approved" if outcome.get("approved") else "rejected"
-                self._say(report, f"{model}: pipeline {pipeline_id[:12]} -> {model}/{outcome.get('version')} {verdict}")
-            except ValueError:
-                self._say(report, f"{model}: pipeline {pipeline_id[:12]} finished")
-        else:
-            last = (done.stderr.strip().splitlines() or ["(no output)"])[0]
-            report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed: {last}")
+        import tempfile
+
+        # Files, not pipes (no buffer to fill up); closed when the child is reaped.
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=self.project_file.parent)
+        self.children[pipeline_id] = (proc, model, out, err)
