@@ -294,6 +294,9 @@ class Runtime:
         self.samples: dict[str, Mapping[str, list[Any]]] = {}
         self._cache: dict[tuple[str, int], ServedVersion] = {}
         self._failed: dict[str, tuple[int, float]] = {}
+        # The versions each deployment served before its latest change stay loaded, so that a rollback (issue 9:
+        # within 1 s on every replica, even under load) swaps back without reading the model from S3 again.
+        self._standby: dict[str, set[tuple[str, int]]] = {}
         self._loader = loader
         self._sync_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -366,13 +369,17 @@ class Runtime:
                         self._record_failure(name, revision, state, exc)
                     continue
                 self._failed.pop(name, None)
+                if state is not None:
+                    self._standby[name] = set(state.versions) - set(new.versions)
                 self.states[name] = new
                 changed = True
             for name in [n for n in self.states if n not in revisions]:
                 del self.states[name]
+                self._standby.pop(name, None)
                 changed = True
             if changed:
                 used = {key for s in self.states.values() for key in s.versions}
+                used |= {key for keys in self._standby.values() for key in keys}
                 for key in [k for k in self._cache if k not in used]:
                     del self._cache[key]
             self.last_sync = time.time()
