@@ -187,13 +187,17 @@ def run_server(
     workers: int = 1,
     controller: bool = True,
     insecure: bool = False,
+    extra_routes: Iterable[BaseRoute] = (),
+    factory: str = FACTORY,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C. ``controller`` says whether the caller (the CLI, the composition root)
     runs the controller beside the server; the serving layer itself never imports it.
 
     With ``workers > 1`` each worker re-reads its settings from the environment (``create_app_from_env``), and
     the workers share a listening socket made with ``TCP_NODELAY`` (``listening_socket``). ``STEAD_LOOP``
-    chooses the event loop: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``.
+    chooses the event loop: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``. ``extra_routes`` (one
+    worker) and ``factory`` (the ``module:function`` each of several workers calls) let the caller add routes,
+    such as the web UI the CLI mounts.
     """
     import uvicorn
 
@@ -213,14 +217,15 @@ def run_server(
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         if workers == 1:
-            uvicorn.run(create_app(settings, store), host=host, port=port, log_level="warning", loop=loop)
+            app = create_app(settings, store, extra_routes)
+            uvicorn.run(app, host=host, port=port, log_level="warning", loop=loop)
         else:
             from uvicorn.supervisors import Multiprocess
 
             store.close()
             os.environ["STEAD_WORKERS"] = str(workers)  # each worker sizes its prediction threads to its share
             config = uvicorn.Config(
-                FACTORY, factory=True, host=host, port=port, workers=workers, log_level="warning", loop=loop
+                factory, factory=True, host=host, port=port, workers=workers, log_level="warning", loop=loop
             )
             Multiprocess(config, sockets=[listening_socket(host, port)]).run()
     finally:
