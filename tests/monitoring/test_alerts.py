@@ -244,7 +244,9 @@ def test_cli_monitor_and_alerts(
     html_file = tmp_path / "report.html"
     assert main(["monitor", "churn-api", "--window", "500", "--html", str(html_file)]) == 0
     out = capsys.readouterr().out
-    assert "age" in out and "wasserstein" in out and "verdict: DRIFT" in out and "1 of 3 features drifted" in out
+    # 500 rows: the drift method is the small-sample test (ks); the table and the verdict line are what matter here
+    assert "feature  method  statistic" in out and " age      ks " in out and "verdict: DRIFT" in out
+    assert "features drifted" in out and "performance on" in out and "estimated (no labels needed)" in out
     assert html_file.read_text().startswith("<!DOCTYPE html>")
 
     assert main(["alerts", "list", "--json"]) == 0
