@@ -128,12 +128,6 @@ def test_debug_shows_the_traceback(project: Path) -> None:
         main(["--debug", "runs", "show", "0123456789abcdef"])
 
 
-def test_commands_that_later_work_fills_say_so(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["build", "churn@champion"], capsys)
-    assert code == 1
-    assert "is not built yet" in err
-
-
 def test_version_and_help_through_the_console_script(project: Path) -> None:
     exe = Path(sys.executable).with_name("stead")
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
-import time
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 
 import stead
 
@@ -41,13 +41,15 @@ def test_import_stead_pulls_in_no_heavy_library() -> None:
 
 
 def test_stead_help_is_fast() -> None:
+    """`stead --help` costs under 0.5 s of CPU (CPU time, not wall time, so a busy machine does not fail it)."""
     exe = str(Path(sys.executable).with_name("stead"))
     subprocess.run([exe, "--help"], capture_output=True, check=True)  # warm the file cache
-    best = min(_timed([exe, "--help"]) for _ in range(3))
-    assert best < 0.5, f"stead --help took {best:.2f} s"
+    best = min(_cpu_seconds([exe, "--help"]) for _ in range(3))
+    assert best < 0.5, f"stead --help took {best:.2f} s of CPU"
 
 
-def _timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
+def _cpu_seconds(cmd: list[str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, capture_output=True, check=True)
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -81,15 +81,6 @@ def _print_json(data: Any) -> None:
         return obj
 
     sys.stdout.write(json.dumps(clean(data), default=default, indent=2) + "\n")
-
-
-def _not_yet(command: str, work: str) -> NoReturn:
-    from stead.errors import SteadError
-
-    raise SteadError(
-        f"`stead {command}` is not built yet: it arrives with {work}",
-        hint="see the README's roadmap for what works today",
-    )
 
 
 @app.callback(invoke_without_command=True)
