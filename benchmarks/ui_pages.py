@@ -7,7 +7,8 @@ The store starts as the UI tests' fixture (the whole loop, small: ``tests/ui/ui_
 ``--predictions`` more prediction-log rows on ``churn-api`` in Parquet segments of 1,000 rows (what the
 prediction log's 1-second rotation writes under 1,000 rows/s), one hour of per-version serving stats at 2-s
 windows, and 300 stored monitor reports. Each page is then fetched over HTTP from a real uvicorn server on
-loopback ``--repeat`` times; the script prints the median and the worst time per page (goal: < 300 ms).
+loopback once to warm up (imports, template compilation), then ``--repeat`` times measured; the script
+prints the median and the worst time per page (goal: < 300 ms).
 
 ``--keep DIR`` keeps the filled store in DIR and reuses it on the next run (filling takes a few minutes).
 """
@@ -223,13 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     worst_all = 0.0
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-        for _ in range(100):
+        for _ in range(600):
             try:
                 http.get("/v2/health/live")
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        http.get("/ui/")  # warm imports
+        else:
+            raise SystemExit("the server did not start within 30 s")
+        for page in pages:  # the first request of each page imports its modules and compiles its template
+            http.get(page)
         print(f"{'page':<72} {'median ms':>10} {'worst ms':>9}")
         for page in pages:
             times = []
@@ -242,6 +246,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{page:<72} {statistics.median(times):>10.0f} {max(times):>9.0f}")
     server.should_exit = True
     thread.join(timeout=30)
+    # the deployment page with its segment cache cold (a server's first view of that page), in-process
+    from stead.ui import views
+
+    store = open_store(settings)
+    cold = []
+    for _ in range(args.repeat):
+        views._SEGMENT_CACHE.clear()
+        t = time.perf_counter()
+        views.deployment_page(store, "churn-api")
+        cold.append((time.perf_counter() - t) * 1000)
+    store.close()
+    worst_all = max(worst_all, max(cold))
+    label = "deployment page data, segment cache cold (in-process)"
+    print(f"{label:<72} {statistics.median(cold):>10.0f} {max(cold):>9.0f}")
     print(f"worst page: {worst_all:.0f} ms (goal < 300 ms)")
     return 0
 

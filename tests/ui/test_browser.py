@@ -80,8 +80,10 @@ def sign_in(w: Watched, token: str, next_page: str = "/ui/") -> None:
 
 
 def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    """The whole page, and its first screen (``top/``) for the README."""
+    (SHOTS / "top").mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "top" / f"{name}.png"))
 
 
 def drawn_charts(page: Any) -> list[int]:

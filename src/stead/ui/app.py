@@ -90,6 +90,25 @@ def _num(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _when(value: Any) -> Markup:
+    """A timestamp that never wraps inside itself."""
+    return Markup('<span class="nowrap">{}</span>').format(views.fmt_time(value))
+
+
+def _duration(seconds: Any) -> str:
+    """``42 s``, ``12 min``, ``3.5 h``, ``4.2 days``."""
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
 def _short(value: Any, n: int = 12) -> str:
     return str(value)[:n]
 
@@ -129,12 +148,13 @@ class UI:
         )
         env.filters.update(
             {
-                "t": views.fmt_time,
+                "t": _when,
                 "num": _num,
                 "pct": _pct,
                 "bytes": _bytes,
                 "json": _script_json,
                 "short": _short,
+                "duration": _duration,
                 "urlq": lambda s: quote(str(s), safe=""),
             }
         )

@@ -194,9 +194,9 @@ def drift_heatmap(
 
 
 # ---------------------------------------------------------------------------------------------- lineage
-NODE_W = 168
+NODE_W = 160
 NODE_H = 36
-GAP_X = 64
+GAP_X = 52
 GAP_Y = 14
 
 
@@ -232,19 +232,18 @@ def layered(nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, Any
     by_layer: dict[int, list[str]] = {}
     for i in ids:
         by_layer.setdefault(layer[i], []).append(i)
+
+    def natural(node: str) -> tuple[str, int, str]:  # report 9 before report 10
+        kind, _, ident = node.partition(":")
+        return (kind, int(ident), "") if ident.isdigit() else (kind, 0, ident)
+
     order: dict[str, float] = {}
     for lay in sorted(by_layer):
         members = by_layer[lay]
         if lay == 0:
-            members.sort(key=lambda n: (n.partition(":")[0], n))
+            members.sort(key=natural)
         else:
-            members.sort(
-                key=lambda n: (
-                    sum(order.get(p, 0.0) for p in preds[n]) / max(len(preds[n]), 1),
-                    n.partition(":")[0],
-                    n,
-                )
-            )
+            members.sort(key=lambda n: (sum(order.get(p, 0.0) for p in preds[n]) / max(len(preds[n]), 1), *natural(n)))
         for k, n in enumerate(members):
             order[n] = float(k)
     tallest = max((len(m) for m in by_layer.values()), default=1)

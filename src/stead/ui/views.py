@@ -9,8 +9,10 @@ columns a chart needs, with pyarrow (see :func:`traffic`).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -401,6 +403,11 @@ def lineage_page(store: Any, ref: str, direction: str = "both", depth: int = 10)
     edges = [dict(e) for e in graph.edges]
     total = len(nodes)
     nodes, edges = _collapse(nodes, edges, start)
+    for n in nodes:  # the kind is shown above the label already
+        kind = str(n.get("kind"))
+        label = str(n.get("label") or "")
+        if label.startswith(kind + " "):
+            n["label"] = label[len(kind) + 1 :]
     owner: dict[str, str] = {}
     for e in graph.edges:  # which deployment a report, alert or rollout belongs to, for its link
         s, t = e["source"], e["target"]
@@ -420,11 +427,6 @@ def lineage_page(store: Any, ref: str, direction: str = "both", depth: int = 10)
             owner.setdefault(e["target"], owner[e["source"]])
     hrefs = {str(n["id"]): h for n in nodes if (h := node_href(str(n["id"]), owner))}
     layout = layered(nodes, edges)
-    for n in nodes:  # the kind is shown above the label already
-        kind = str(n.get("kind"))
-        label = str(n.get("label") or "")
-        if label.startswith(kind + " "):
-            n["label"] = label[len(kind) + 1 :]
     return {
         "ref": ref,
         "start": start,
@@ -500,6 +502,26 @@ def _read_segment(store: Any, digest: str, columns: Sequence[str] | None = None)
     return pq.read_table(source, columns=list(columns))
 
 
+_SEGMENT_CACHE: OrderedDict[str, Any] = OrderedDict()
+_SEGMENT_CACHE_SIZE = 512  # segments are content-addressed, so a digest's columns never change
+_SEGMENT_LOCK = threading.Lock()
+
+
+def _traffic_columns(store: Any, digest: str) -> Any:
+    """The ``time``, ``row``, ``version`` and ``latency_ms`` columns of one segment, cached by its digest."""
+    with _SEGMENT_LOCK:
+        found = _SEGMENT_CACHE.get(digest)
+        if found is not None:
+            _SEGMENT_CACHE.move_to_end(digest)
+            return found
+    table = _read_segment(store, digest, ("time", "row", "version", "latency_ms"))
+    with _SEGMENT_LOCK:
+        _SEGMENT_CACHE[digest] = table
+        while len(_SEGMENT_CACHE) > _SEGMENT_CACHE_SIZE:
+            _SEGMENT_CACHE.popitem(last=False)
+    return table
+
+
 def sample_segments(segments: Sequence[Mapping[str, Any]], buckets: int, edges: Sequence[float]) -> list[int]:
     """Indices of the segments to read: the newest one whose middle falls in each time bucket.
 
@@ -518,7 +540,7 @@ def sample_segments(segments: Sequence[Mapping[str, Any]], buckets: int, edges: 
 def traffic(
     store: Any,
     deployment: str,
-    buckets: int = 36,
+    buckets: int = 24,
     window: float = 86_400.0,
     segments: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -551,11 +573,7 @@ def traffic(
         rows_in[min(max(bisect_right(edges, middle) - 1, 0), buckets - 1)] += int(seg["rows"])
     picked = sample_segments(segs, buckets, edges)
     with ThreadPoolExecutor(max_workers=4) as pool:  # pyarrow reads without the GIL
-        tables = list(
-            pool.map(
-                lambda i: _read_segment(store, segs[i]["digest"], ("time", "row", "version", "latency_ms")), picked
-            )
-        )
+        tables = list(pool.map(lambda i: _traffic_columns(store, segs[i]["digest"]), picked))
     table = pa.concat_tables(tables, promote_options="default")
     t = table["time"].to_numpy().astype(float)
     version = table["version"].to_numpy().astype(int)

@@ -25,7 +25,7 @@
       if (!(key in colorOf)) colorOf[key] = PALETTE[Object.keys(colorOf).length % PALETTE.length];
       var isDashed = dashed.indexOf(s.label) >= 0;
       series.push({
-        label: s.label, stroke: colorOf[key], width: 2, spanGaps: true,
+        label: s.label, stroke: colorOf[key], width: 2, spanGaps: !!spec.span_gaps,
         dash: isDashed ? [6, 4] : undefined,
         points: { show: spec.x.length <= 60, size: 5 },
         value: function (u, v) { return num(v); },
