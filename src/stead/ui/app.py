@@ -416,6 +416,15 @@ class UI:
                 raise ValidationError(f"alert must be a number, got {alert!r}")
             store.ack_alert(int(alert), actor)
 
+    @staticmethod
+    def _back(action: str, form: Mapping[str, str]) -> str:
+        """Where to return after signing in: the page the action started from."""
+        if action in ("promote", "rollback") and form.get("deployment"):
+            return f"/ui/deployments/{quote(form['deployment'], safe='')}"
+        if action == "alias" and form.get("model"):
+            return f"/ui/models/{quote(form['model'], safe='')}"
+        return "/ui/"
+
     async def act(self, request: Request) -> Response:
         action = request.path_params["action"]
         if action not in ACTIONS:
@@ -440,7 +449,9 @@ class UI:
                     f"{role!r} token. Ask an admin for a write token."
                 )
                 code = 403
-            return self.render(request, "error.html", {"message": why, "hint": None, "code": code, "login": True}, code)
+            back = self._back(action, form)
+            context = {"message": why, "hint": None, "code": code, "login": back}
+            return self.render(request, "error.html", context, code)
         store = request.app.state.store
         actor = f"ui:{role or 'open'}"
         args = {k: form.get(k, "") for k in ("deployment", "model", "alias", "version", "alert")}
