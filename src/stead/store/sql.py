@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from stead.entities import (
@@ -372,7 +372,8 @@ class SqlStore:
         rows = conn.execute(
             select(s.runs, s.experiments.c.name.label("experiment"))
             .join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
-            .where(s.runs.c.id.in_(list(ids)))
+            .where(s.runs.c.id.in_(bindparam("ids", expanding=True))),
+            {"ids": list(ids)},
         ).all()
         by_id: dict[str, dict[str, Any]] = {
             r.id: {
@@ -395,24 +396,32 @@ class SqlStore:
             }
             for r in rows
         }
-        keys = list(by_id)
-        for r in conn.execute(select(s.params).where(s.params.c.run_id.in_(keys))):
+        bound = {"ids": list(by_id)}
+        for r in conn.execute(select(s.params).where(s.params.c.run_id.in_(bindparam("ids", expanding=True))), bound):
             by_id[r.run_id]["params"][r.key] = r.value
-        for r in conn.execute(select(s.tags).where(s.tags.c.run_id.in_(keys))):
+        for r in conn.execute(select(s.tags).where(s.tags.c.run_id.in_(bindparam("ids", expanding=True))), bound):
             by_id[r.run_id]["tags"][r.key] = r.value
-        for r in conn.execute(select(s.latest_metrics).where(s.latest_metrics.c.run_id.in_(keys))):
+        for r in conn.execute(
+            select(s.latest_metrics).where(s.latest_metrics.c.run_id.in_(bindparam("ids", expanding=True))), bound
+        ):
             by_id[r.run_id]["metrics"][r.key] = _join_float(r.value, r.nonfinite)
         for r in conn.execute(
-            select(s.dataset_uses).where(s.dataset_uses.c.run_id.in_(keys)).order_by(s.dataset_uses.c.at)
+            select(s.dataset_uses)
+            .where(s.dataset_uses.c.run_id.in_(bindparam("ids", expanding=True)))
+            .order_by(s.dataset_uses.c.at),
+            bound,
         ):
             by_id[r.run_id]["inputs"].append(DatasetUse(dataset_id=r.dataset_id, role=r.role, name=r.name))
         for r in conn.execute(
             select(s.model_versions.c.run_id, s.model_versions.c.name, s.model_versions.c.version)
-            .where(s.model_versions.c.run_id.in_(keys))
-            .order_by(s.model_versions.c.created_at)
+            .where(s.model_versions.c.run_id.in_(bindparam("ids", expanding=True)))
+            .order_by(s.model_versions.c.created_at),
+            bound,
         ):
             by_id[r.run_id]["outputs"].append(ModelVersionRef(name=r.name, version=r.version))
-        for r in conn.execute(select(s.run_artifacts).where(s.run_artifacts.c.run_id.in_(keys))):
+        for r in conn.execute(
+            select(s.run_artifacts).where(s.run_artifacts.c.run_id.in_(bindparam("ids", expanding=True))), bound
+        ):
             by_id[r.run_id]["artifacts"][r.name] = r.digest
         return [Run.model_validate(by_id[i]) for i in ids if i in by_id]
 
