@@ -250,39 +250,50 @@ class SqlStore:
 
         def write(conn: Connection) -> None:
             self._require_running(conn, run_id)
-            if params:
-                existing = dict(
-                    conn.execute(
-                        select(s.params.c.key, s.params.c.value).where(
-                            s.params.c.run_id == run_id, s.params.c.key.in_(list(params))
-                        )
-                    ).all()
-                )
-                for key, value in params.items():
-                    if key in existing and existing[key] != value:
-                        raise ConflictError(
-                            f"param {key!r} of run {run_id} is already {existing[key]!r}; params cannot change "
-                            f"(got {value!r})",
-                            hint="log a changing value as a metric or a tag",
-                        )
-                new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
-                if new:
-                    conn.execute(insert(s.params), new)
-            for key, value in tags.items():
-                stmt = self._upsert(s.tags).values(run_id=run_id, key=key, value=value)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": value}))
-            if points:
-                # The driver's executemany directly: SQLAlchemy's per-row parameter processing costs more than
-                # the insert itself for large batches.
-                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-                conn.exec_driver_sql(
-                    "INSERT INTO metrics (run_id, key, step, timestamp, value, nonfinite) "
-                    f"VALUES ({', '.join([mark] * 6)})",
-                    points,
-                )
-                self._update_latest(conn, run_id, points)
+            self._write_batch(conn, run_id, params, tags, points)
 
         self._write(write)
+
+    def _write_batch(
+        self,
+        conn: Connection,
+        run_id: str,
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+        points: list[tuple[str, str, int, float, float | None, str | None]],
+    ) -> None:
+        """Write validated params (refusing a change, as MLflow does), tags and metric points of one run."""
+        if params:
+            existing = dict(
+                conn.execute(
+                    select(s.params.c.key, s.params.c.value).where(
+                        s.params.c.run_id == run_id, s.params.c.key.in_(list(params))
+                    )
+                ).all()
+            )
+            for key, value in params.items():
+                if key in existing and existing[key] != value:
+                    raise ConflictError(
+                        f"param {key!r} of run {run_id} is already {existing[key]!r}; params cannot change "
+                        f"(got {value!r})",
+                        hint="log a changing value as a metric or a tag",
+                    )
+            new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+            if new:
+                conn.execute(insert(s.params), new)
+        for key, value in tags.items():
+            stmt = self._upsert(s.tags).values(run_id=run_id, key=key, value=value)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": value}))
+        if points:
+            # The driver's executemany directly: SQLAlchemy's per-row parameter processing costs more than
+            # the insert itself for large batches.
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            conn.exec_driver_sql(
+                "INSERT INTO metrics (run_id, key, step, timestamp, value, nonfinite) "
+                f"VALUES ({', '.join([mark] * 6)})",
+                points,
+            )
+            self._update_latest(conn, run_id, points)
 
     def _update_latest(
         self, conn: Connection, run_id: str, points: list[tuple[str, str, int, float, float | None, str | None]]
@@ -2199,38 +2210,9 @@ class SqlStore:
         def write(conn: Connection) -> None:
             if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise NotFoundError(f"no run with id {run_id!r}", hint="list runs with: stead runs list")
-            if params:
-                existing = dict(
-                    conn.execute(
-                        select(s.params.c.key, s.params.c.value).where(
-                            s.params.c.run_id == run_id, s.params.c.key.in_(list(params))
-                        )
-                    ).all()
-                )
-                for key, value in params.items():
-                    if key in existing and existing[key] != value:
-                        raise ConflictError(
-                            f"param {key!r} of run {run_id} is already {existing[key]!r}; params cannot change "
-                            f"(got {value!r})",
-                            hint="log a changing value as a metric or a tag",
-                        )
-                new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
-                if new:
-                    conn.execute(insert(s.params), new)
-            for key, value in tags.items():
-                stmt = self._upsert(s.tags).values(run_id=run_id, key=key, value=value)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": value}))
+            self._write_batch(conn, run_id, params, tags, points)
             if delete_tags:
                 conn.execute(delete(s.tags).where(s.tags.c.run_id == run_id, s.tags.c.key.in_(list(delete_tags))))
-            if points:
-                conn.execute(
-                    insert(s.metrics),
-                    [
-                        {"run_id": r, "key": k, "step": st, "timestamp": ts, "value": v, "nonfinite": nf}
-                        for r, k, st, ts, v, nf in points
-                    ],
-                )
-                self._update_latest(conn, run_id, points)
 
         self._write(write)
 
