@@ -17,7 +17,6 @@ from stead.entities import (
     DatasetVersion,
     Experiment,
     LineageGraph,
-    MetricPoint,
     ModelVersion,
     Ref,
     Run,
@@ -67,9 +66,6 @@ class Client:
     def get_metric_history(self, run_id: str, key: str) -> list[tuple[int, float, float]]:
         """Every logged point of one metric as ``(step, value, timestamp)`` rows, in step order."""
         return [(p.step, p.value, p.timestamp) for p in self.store.get_metric_history(run_id, key)]
-
-    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        return self.store.get_metric_history(run_id, key)
 
     def search_runs(
         self,

@@ -335,7 +335,3 @@ def encode_float(value: float) -> float | str:
     if math.isfinite(value):
         return value
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def decode_float(value: float | str | int) -> float:
-    return float(value)
