@@ -203,6 +203,51 @@ def test_search_compiles_filters_orders_and_pages(client: Client) -> None:
     assert page3.next_page_token is None
 
 
+def test_search_compares_infinities_and_missing_keys(client: Client) -> None:
+    values = {"a": 0.95, "b": float("inf"), "c": float("-inf"), "d": float("nan"), "e": 0.2}
+    ids = {}
+    for name, value in values.items():
+        with _run(client, experiment="edges", params={"p": name} if name != "e" else {}) as r:
+            r.log_metric("auc", value)
+        ids[r.id] = name
+
+    def names(flt: str) -> set[str]:
+        return {ids[r.id] for r in client.search_runs("edges", filter=flt)}
+
+    assert names("metrics.auc > 0.9") == {"a", "b"}
+    assert names("metrics.auc >= 0.2") == {"a", "b", "e"}
+    assert names("metrics.auc < 0.5") == {"c", "e"}
+    assert names("metrics.auc <= 0.95") == {"a", "c", "e"}
+    assert names("metrics.auc > 0.9 or metrics.auc < 0.5") == {"a", "b", "c", "e"}
+    # A run without the key matches no condition on it, "!=" included (as in MLflow).
+    assert names("params.p != 'a'") == {"b", "c", "d"}
+    assert names("metrics.missing < 1") == set()
+
+
+def test_sqlite_search_plans_from_the_filtered_index_once_analyzed(tmp_path: Path) -> None:
+    import sqlite3
+
+    client = Client(settings=Settings(uri=str(tmp_path / "store")))
+    store = client.store
+    for i in range(300):
+        rid = store.create_run("many", params={"model": "gbm" if i % 2 else "lr"})
+        store.log_batch(rid, metrics=[("auc", i / 300, 0, time.time())])
+    found = client.search_runs("many", filter="metrics.auc > 0.9 and params.model = 'gbm'")
+    assert len(found) == 15 and all(r.metrics["auc"] > 0.9 and r.params["model"] == "gbm" for r in found)
+    with sqlite3.connect(tmp_path / "store" / "stead.db") as db:
+        stats = dict(db.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'runs'").fetchall())
+        plan = " ".join(
+            row[3]
+            for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE experiment_id = 1 AND id IN "
+                "(SELECT run_id FROM latest_metrics WHERE key = 'auc' AND value > 0.9)"
+            )
+        )
+    assert stats["sqlite_autoindex_runs_1"].split()[0] == "300"
+    # The planner starts from the metric's (key, value) range and looks each matching run up by id.
+    assert "ix_latest_metrics_key_value (key=? AND value>?)" in plan and "sqlite_autoindex_runs_1 (id=?)" in plan, plan
+
+
 @pytest.mark.parametrize(
     ("text", "pos"),
     [

@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal, not_, or_, select, true, union_all
 
 from stead.errors import ValidationError
 from stead.store import schema as s
@@ -241,6 +241,9 @@ def _number_cmp(value_col: Any, nonfinite_col: Any, op: str, value: Any, where: 
 
 
 def _condition(node: Any) -> ColumnElement[bool]:
+    # Conditions on params, tags, metrics and datasets are ``runs.id IN (SELECT run_id ...)``, not
+    # correlated EXISTS: the planner can then start from the (key, value) index and visit only the
+    # matching runs, instead of probing once per run of the experiment.
     if node[0] in ("and", "or"):
         parts = [_condition(n) for n in node[1]]
         return and_(true(), *parts) if node[0] == "and" else or_(false(), *parts)
@@ -248,15 +251,23 @@ def _condition(node: Any) -> ColumnElement[bool]:
     runs = s.runs
     if prefix == "metrics":
         lm = s.latest_metrics
+        if op in ("<", "<=", ">", ">="):
+            # Two index ranges (the finite values, then the one infinity on that side) rather than one OR
+            # that no index serves.
+            _number_cmp(lm.c.value, lm.c.nonfinite, op, value, f"metrics.{key}")  # validates the operand
+            v = float(value)
+            cmp = {"<": lm.c.value < v, "<=": lm.c.value <= v, ">": lm.c.value > v}.get(op, lm.c.value >= v)
+            edge = "inf" if op.startswith(">") else "-inf"
+            finite = select(lm.c.run_id).where(lm.c.key == key, cmp)
+            infinite = select(lm.c.run_id).where(lm.c.key == key, lm.c.nonfinite == edge)
+            return runs.c.id.in_(union_all(finite, infinite))
         cond = _number_cmp(lm.c.value, lm.c.nonfinite, op, value, f"metrics.{key}")
-        return exists(select(literal(1)).where(lm.c.run_id == runs.c.id, lm.c.key == key, cond))
+        return runs.c.id.in_(select(lm.c.run_id).where(lm.c.key == key, cond))
     if prefix in ("params", "tags"):
+        # MLflow: a run without the key matches no condition on it, "!=" included.
         table = s.params if prefix == "params" else s.tags
         cond = _string_cmp(table.c.value, op, value, f"{prefix}.{key}")
-        if op == "!=":
-            # MLflow: a run without the key does not match "!=".
-            return exists(select(literal(1)).where(table.c.run_id == runs.c.id, table.c.key == key, cond))
-        return exists(select(literal(1)).where(table.c.run_id == runs.c.id, table.c.key == key, cond))
+        return runs.c.id.in_(select(table.c.run_id).where(table.c.key == key, cond))
     if prefix == "datasets":
         du = s.dataset_uses
         column = {"id": du.c.dataset_id, "role": du.c.role, "name": du.c.name}[key]
@@ -264,7 +275,7 @@ def _condition(node: Any) -> ColumnElement[bool]:
             cond = column.like(value + "%")
         else:
             cond = _string_cmp(column, op, value, f"datasets.{key}")
-        return exists(select(literal(1)).where(du.c.run_id == runs.c.id, cond))
+        return runs.c.id.in_(select(du.c.run_id).where(cond))
     if key in ("start_time", "end_time", "created"):
         column = runs.c.end_time if key == "end_time" else runs.c.start_time
         millis = [v / 1000.0 if not isinstance(v, str) else v for v in (value if isinstance(value, list) else [value])]
@@ -335,10 +346,14 @@ def compile_search(
     order_by: Sequence[str],
     max_results: int,
     page_token: str | None,
+    base: Select[Any] | None = None,
 ) -> tuple[Select[Any], int]:
-    """Build the SELECT of matching run ids (one more than ``max_results``, to know whether a page follows)."""
+    """Build the SELECT of matching runs (one more than ``max_results``, to know whether a page follows).
+
+    It selects the run ids, or ``base`` (a SELECT over ``runs``, perhaps joined) with the conditions added.
+    """
     runs = s.runs
-    stmt = select(runs.c.id)
+    stmt = select(runs.c.id) if base is None else base
     if experiment_ids:
         stmt = stmt.where(runs.c.experiment_id.in_(list(experiment_ids)))
     if filter and filter.strip():

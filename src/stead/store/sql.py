@@ -6,6 +6,7 @@ transient lock, so callers never see "database is locked".
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -77,6 +78,14 @@ def _join_float(value: float | None, nonfinite: str | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+# A run's own row with its experiment's name: what ``_runs_from_rows`` builds runs from.
+_RUN_COLUMNS = select(
+    s.runs.c.id,
+    s.experiments.c.name.label("experiment"),
+    *(s.runs.c[name] for name in ("name", "status", "start_time", "end_time", "heartbeat_at", "seed", "env", "error")),
+).join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
+
+
 class SqlStore:
     """The metadata store on SQLite (a folder) or PostgreSQL, plus the artifact store beside it."""
 
@@ -91,6 +100,7 @@ class SqlStore:
         self.dialect = self.engine.dialect.name
         self.migrated = migrate(self.engine, lock_path)
         self.artifacts = ArtifactStore(settings.artifact_root)
+        self._stats_checked = -math.inf
 
     def close(self) -> None:
         self.engine.dispose()
@@ -377,27 +387,44 @@ class SqlStore:
             raise NotFoundError(f"no run with id {run_id!r}", hint="list runs with: stead runs list")
         return runs[0]
 
+    def _ids_param(self, column: Any, ids: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+        """``column IN ids`` bound as one parameter (a JSON array on SQLite, an array on PostgreSQL).
+
+        One parameter instead of one per id: binding hundreds of expanded ``IN`` values costs more than
+        the query itself.
+        """
+        if self.dialect == "postgresql":
+            from sqlalchemy import ARRAY, String, any_
+
+            return column == any_(bindparam("ids", type_=ARRAY(String))), {"ids": list(ids)}
+        values = func.json_each(bindparam("ids")).table_valued("value")
+        return column.in_(select(values.c.value)), {"ids": json.dumps(list(ids))}
+
     def _load_runs(self, conn: Connection, ids: Sequence[str]) -> list[Run]:
         if not ids:
             return []
-        rows = conn.execute(
-            select(s.runs, s.experiments.c.name.label("experiment"))
-            .join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
-            .where(s.runs.c.id.in_(bindparam("ids", expanding=True))),
-            {"ids": list(ids)},
-        ).all()
-        by_id: dict[str, dict[str, Any]] = {
-            r.id: {
-                "id": r.id,
-                "experiment": r.experiment,
-                "name": r.name,
-                "status": r.status,
-                "start_time": _dt(r.start_time),
-                "end_time": _dt(r.end_time),
-                "heartbeat_at": _dt(r.heartbeat_at),
-                "seed": r.seed,
-                "env": r.env or {},
-                "error": r.error,
+        where, bound = self._ids_param(s.runs.c.id, ids)
+        order = {run_id: i for i, run_id in enumerate(ids)}
+        rows = sorted(conn.execute(_RUN_COLUMNS.where(where), bound), key=lambda r: order[r.id])
+        return self._runs_from_rows(conn, rows)
+
+    def _runs_from_rows(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        """Build runs from rows of ``_RUN_COLUMNS`` (kept in order) with their params, tags, metrics, ..."""
+        if not rows:
+            return []
+        by_id: dict[str, dict[str, Any]] = {}
+        for run_id, experiment, name, status, start, end, heartbeat, seed, env, error in rows:
+            by_id[run_id] = {
+                "id": run_id,
+                "experiment": experiment,
+                "name": name,
+                "status": status,
+                "start_time": _dt(start),
+                "end_time": _dt(end),
+                "heartbeat_at": _dt(heartbeat),
+                "seed": seed,
+                "env": env or {},
+                "error": error,
                 "params": {},
                 "tags": {},
                 "metrics": {},
@@ -405,36 +432,31 @@ class SqlStore:
                 "outputs": [],
                 "artifacts": {},
             }
-            for r in rows
-        }
-        bound = {"ids": list(by_id)}
-        for r in conn.execute(select(s.params).where(s.params.c.run_id.in_(bindparam("ids", expanding=True))), bound):
-            by_id[r.run_id]["params"][r.key] = r.value
-        for r in conn.execute(select(s.tags).where(s.tags.c.run_id.in_(bindparam("ids", expanding=True))), bound):
-            by_id[r.run_id]["tags"][r.key] = r.value
-        for r in conn.execute(
-            select(s.latest_metrics).where(s.latest_metrics.c.run_id.in_(bindparam("ids", expanding=True))), bound
-        ):
-            by_id[r.run_id]["metrics"][r.key] = _join_float(r.value, r.nonfinite)
-        for r in conn.execute(
-            select(s.dataset_uses)
-            .where(s.dataset_uses.c.run_id.in_(bindparam("ids", expanding=True)))
-            .order_by(s.dataset_uses.c.at),
-            bound,
-        ):
-            by_id[r.run_id]["inputs"].append(DatasetUse(dataset_id=r.dataset_id, role=r.role, name=r.name))
-        for r in conn.execute(
-            select(s.model_versions.c.run_id, s.model_versions.c.name, s.model_versions.c.version)
-            .where(s.model_versions.c.run_id.in_(bindparam("ids", expanding=True)))
-            .order_by(s.model_versions.c.created_at),
-            bound,
-        ):
-            by_id[r.run_id]["outputs"].append(ModelVersionRef(name=r.name, version=r.version))
-        for r in conn.execute(
-            select(s.run_artifacts).where(s.run_artifacts.c.run_id.in_(bindparam("ids", expanding=True))), bound
-        ):
-            by_id[r.run_id]["artifacts"][r.name] = r.digest
-        return [Run.model_validate(by_id[i]) for i in ids if i in by_id]
+
+        def children(table: Any, *columns: Any, order_by: Any = None) -> list[Any]:
+            where, bound = self._ids_param(table.c.run_id, list(by_id))
+            stmt = select(table.c.run_id, *columns).where(where)
+            if order_by is not None:
+                stmt = stmt.order_by(order_by)
+            return list(conn.execute(stmt, bound).all())
+
+        for run_id, key, value in children(s.params, s.params.c.key, s.params.c.value):
+            by_id[run_id]["params"][key] = value
+        for run_id, key, value in children(s.tags, s.tags.c.key, s.tags.c.value):
+            by_id[run_id]["tags"][key] = value
+        lm = s.latest_metrics
+        for run_id, key, value, nonfinite in children(lm, lm.c.key, lm.c.value, lm.c.nonfinite):
+            by_id[run_id]["metrics"][key] = _join_float(value, nonfinite)
+        du = s.dataset_uses
+        for run_id, dataset_id, role, name in children(du, du.c.dataset_id, du.c.role, du.c.name, order_by=du.c.at):
+            by_id[run_id]["inputs"].append(DatasetUse(dataset_id=dataset_id, role=role, name=name))
+        mv = s.model_versions
+        for run_id, name, version in children(mv, mv.c.name, mv.c.version, order_by=mv.c.created_at):
+            by_id[run_id]["outputs"].append(ModelVersionRef(name=name, version=version))
+        ra = s.run_artifacts
+        for run_id, name, digest in children(ra, ra.c.name, ra.c.digest):
+            by_id[run_id]["artifacts"][name] = digest
+        return [Run.model_validate(fields) for fields in by_id.values()]
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         def read(conn: Connection) -> list[MetricPoint]:
@@ -452,6 +474,39 @@ class SqlStore:
 
         return self._read(read)
 
+    def _refresh_planner_stats(self) -> None:
+        """On SQLite, ANALYZE when the runs table has doubled since the last one (checked once a minute).
+
+        Without statistics SQLite's planner walks every run of the experiment and probes the filter per
+        run; with them it starts from the (key, value) index of the filtered metric or param. PostgreSQL's
+        autovacuum keeps its own statistics.
+        """
+        now = time.monotonic()
+        if self.dialect != "sqlite" or now < self._stats_checked + 60:
+            return
+        self._stats_checked = now
+
+        def stale(conn: Connection) -> bool:
+            rows = conn.exec_driver_sql("SELECT max(rowid) FROM runs").scalar() or 0
+            if rows < 200:
+                return False
+            has_stats = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+            ).first()
+            known = None
+            if has_stats:
+                known = conn.exec_driver_sql(
+                    "SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' AND idx = 'sqlite_autoindex_runs_1'"
+                ).scalar()
+            return known is None or rows >= 2 * int(str(known).split()[0])
+
+        def analyze(conn: Connection) -> None:
+            conn.exec_driver_sql("PRAGMA analysis_limit = 20000")
+            conn.exec_driver_sql("ANALYZE")
+
+        if self._read(stale):
+            self._write(analyze)
+
     def search_runs(
         self,
         experiment: str | Sequence[str] | None = None,
@@ -463,6 +518,7 @@ class SqlStore:
         from stead.store.search import compile_search
 
         self.fail_stale_runs()
+        self._refresh_planner_stats()
         if not isinstance(max_results, int) or isinstance(max_results, bool) or not 1 <= max_results <= 50_000:
             raise ValidationError(f"max_results must be an integer from 1 to 50000, got {max_results!r}")
         experiments = [experiment] if isinstance(experiment, str) else list(experiment or [])
@@ -470,10 +526,10 @@ class SqlStore:
 
         def read(conn: Connection) -> RunList:
             exp_ids = [self._experiment_id(conn, name, create=False) for name in experiments]
-            stmt, offset = compile_search(exp_ids, filter, orders, max_results, page_token)
-            ids = [r[0] for r in conn.execute(stmt)]
-            more = len(ids) > max_results
-            out = RunList(self._load_runs(conn, ids[:max_results]))
+            stmt, offset = compile_search(exp_ids, filter, orders, max_results, page_token, _RUN_COLUMNS)
+            rows = conn.execute(stmt).all()
+            more = len(rows) > max_results
+            out = RunList(self._runs_from_rows(conn, rows[:max_results]))
             if more:
                 from stead.store.search import encode_token
 
