@@ -19,6 +19,7 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from stead.client import Client
+from stead.errors import ConfigError
 from stead.serving.app import create_app
 from stead.settings import Settings
 
@@ -123,6 +124,32 @@ def test_bad_inputs_get_their_status_and_the_server_keeps_serving(http: TestClie
     assert r.status_code == 200, r.text
     metrics = http.get("/metrics").text
     assert 'stead_requests_total{code="422",deployment="churn-api",route="primary",version="1"} 3.0' in metrics
+
+
+def test_the_body_limit_comes_from_stead_yaml_per_model(
+    deployed: Client, store_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "stead.yaml"
+    project.write_text(
+        "project: churn\nmodels:\n  churn:\n    train: train.py:train\n    data: data.parquet\n"
+        "    target: y\n    serving:\n      body_limit_mb: 0.001\n"
+    )
+    monkeypatch.setenv("STEAD_PROJECT", str(project))
+    monkeypatch.delenv("STEAD_BODY_LIMIT_MB", raising=False)
+    url = "/v1/deployments/churn-api/predict"
+    small, large = {"instances": [ROW]}, {"instances": [ROW] * 40}  # about 60 and 2,000 bytes
+    with TestClient(create_app(store_settings)) as tc:
+        assert tc.post(url, json=small).status_code == 200
+        r = tc.post(url, json=large)
+        assert r.status_code == 413 and "1048 bytes" in r.json()["message"], r.text
+        assert "serving.body_limit_mb" in r.json()["hint"]
+        assert tc.post("/v2/models/churn-api/infer", json=large).status_code == 413
+    monkeypatch.setenv("STEAD_BODY_LIMIT_MB", "1")  # the server-wide setting wins
+    with TestClient(create_app(store_settings)) as tc:
+        assert tc.post(url, json=large).status_code == 200
+    monkeypatch.setenv("STEAD_BODY_LIMIT_MB", "ten")
+    with pytest.raises(ConfigError, match="STEAD_BODY_LIMIT_MB must be a positive number"):
+        create_app(store_settings)
 
 
 def test_feedback_joins_labels_by_request_id(http: TestClient, deployed: Client) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AUTO", "BatchConfig", "Batcher", "batching_settings", "predict_pool"]
+__all__ = ["AUTO", "BatchConfig", "Batcher", "batching_settings", "predict_pool", "project_serving"]
 
 log = logging.getLogger("stead.serving.batching")
 
@@ -81,26 +81,36 @@ def _parse_env(text: str) -> BatchConfig | bool | None:
         return None
 
 
-def batching_settings(env: Mapping[str, str] | None = None) -> Callable[[str], BatchConfig | None]:
+def project_serving(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``serving`` section of each model in ``stead.yaml`` (the file ``STEAD_PROJECT`` names, else
+    ``./stead.yaml``), by model name; empty when there is no file or it cannot be read (with a warning)."""
+    env = os.environ if env is None else env
+    path = Path(env.get("STEAD_PROJECT") or "stead.yaml")
+    if not path.is_file():
+        return {}
+    try:
+        from stead.project import load_project
+
+        return {name: spec.serving for name, spec in load_project(path).models.items()}
+    except Exception as exc:
+        log.warning("cannot read the serving settings of %s (%s); the defaults apply", path, exc)
+        return {}
+
+
+def batching_settings(
+    env: Mapping[str, str] | None = None, serving: Mapping[str, Any] | None = None
+) -> Callable[[str], BatchConfig | None]:
     """A function from a model's name to its batching config (None: off), read once from the environment and
-    ``stead.yaml`` (see the module docstring)."""
+    ``stead.yaml`` (``serving``: ``project_serving``'s answer, read here when not given; see the module
+    docstring)."""
     env = os.environ if env is None else env
     forced = _parse_env(env.get("STEAD_BATCHING", ""))
     if forced is not False:
         return lambda model: forced if isinstance(forced, BatchConfig) else None
     per_model: dict[str, BatchConfig] = {}
-    path = Path(env.get("STEAD_PROJECT") or "stead.yaml")
-    if path.is_file():
-        try:
-            from stead.project import load_project
-
-            project = load_project(path)
-            for name, spec in project.models.items():
-                batching = spec.serving.batching
-                if batching is not None:
-                    per_model[name] = BatchConfig(batching.max_batch, batching.max_wait_ms)
-        except Exception as exc:
-            log.warning("cannot read the serving settings of %s (%s); batching stays off", path, exc)
+    for name, spec in (project_serving(env) if serving is None else serving).items():
+        if spec.batching is not None:
+            per_model[name] = BatchConfig(spec.batching.max_batch, spec.batching.max_wait_ms)
     return per_model.get
 
 

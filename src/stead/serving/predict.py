@@ -17,7 +17,8 @@ The model runs in the worker's prediction threads, never in the event loop, thro
 when adaptive batching is on (``batching``). Every answered request is counted per deployment, version and
 route in ``/metrics`` and in the health totals the controller reads (``health``).
 
-Environment (read when the service is built): ``STEAD_BODY_LIMIT_MB`` (10), ``STEAD_PREDLOG_SYNC``
+Environment (read when the service is built): ``STEAD_BODY_LIMIT_MB`` (else each model's
+``serving.body_limit_mb`` in ``stead.yaml``, else 10), ``STEAD_PREDLOG_SYNC``
 (``write``, the default: each log line is written to the file before its answer is sent, which survives
 ``kill -9`` of the server, and synced within about 50 ms; or ``fsync``: synced before the answer, which also
 survives the machine losing power, at the cost of a disk sync per group of requests, 3 ms on this machine's
@@ -45,10 +46,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from stead.errors import SteadError, ValidationError
+from stead.errors import ConfigError, SteadError, ValidationError
 from stead.serving.api import BadRequest, PayloadTooLarge, error_response, internal_error
 from stead.serving.auth import guard
-from stead.serving.batching import Batcher, batching_settings, predict_pool
+from stead.serving.batching import Batcher, batching_settings, predict_pool, project_serving
 from stead.serving.health import HealthStats
 from stead.serving.predlog import PredictionLog, new_request_id, wal_folder
 from stead.serving.routing import RouteSpec
@@ -57,7 +58,8 @@ from stead.serving.runtime import DeploymentState, Runtime, ServedVersion, parse
 __all__ = ["Metrics", "PredictionService", "UnsupportedMediaType"]
 
 log = logging.getLogger("stead.serving.predict")
-DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
+MB = 1024 * 1024
+DEFAULT_BODY_LIMIT = 10 * MB
 SHADOW_QUEUE = 256
 FEEDBACK_PENDING_SECONDS = 60.0  # ids younger than this may still sit in a write-ahead file: accepted
 
@@ -144,8 +146,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
-            f"the body has {int(declared)} bytes, over this server's limit of {limit}",
-            hint="send fewer rows per request, or raise STEAD_BODY_LIMIT_MB",
+            f"the body has {int(declared)} bytes, over this server's limit of {limit} bytes",
+            hint="send fewer rows per request, or raise serving.body_limit_mb in stead.yaml (STEAD_BODY_LIMIT_MB)",
         )
     chunks: list[bytes] = []
     size = 0
@@ -180,6 +182,21 @@ def _id_time(request_id: str) -> float | None:
         return None
 
 
+def _limit_from_env(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes > 0:
+        raise ConfigError(
+            f"STEAD_BODY_LIMIT_MB must be a positive number of megabytes, got {text!r}",
+            hint="unset it to use each model's serving.body_limit_mb (10 by default), or set e.g. 20",
+        )
+    return int(megabytes * MB)
+
+
 class PredictionService:
     """Prediction serving for one process: runtime, log and metrics; see the module docstring."""
 
@@ -195,7 +212,8 @@ class PredictionService:
     ) -> None:
         env = os.environ
         self.store = store
-        self.body_limit = body_limit or int(float(env.get("STEAD_BODY_LIMIT_MB") or 10) * 1024 * 1024)
+        self._fixed_limit = body_limit or _limit_from_env(env.get("STEAD_BODY_LIMIT_MB"))
+        self.body_limit = self._fixed_limit or DEFAULT_BODY_LIMIT
         self.predlog = PredictionLog(
             store, wal_dir or wal_folder(settings), durability=durability or env.get("STEAD_PREDLOG_SYNC") or "write"
         )
@@ -207,8 +225,18 @@ class PredictionService:
         self.ready = False
         self._shadow_pool: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self.batching = batching_settings()
+        self._serving = project_serving()
+        self.batching = batching_settings(serving=self._serving)
         self._shadow_inflight = 0
+
+    def _limit(self, deployment: str) -> int:
+        """The largest body a request to ``deployment`` may send: ``STEAD_BODY_LIMIT_MB`` when set, else the
+        ``serving.body_limit_mb`` of the model its primary route serves, else 10 MB."""
+        if self._fixed_limit is not None:
+            return self._fixed_limit
+        state = self.runtime.states.get(deployment)
+        spec = None if state is None else self._serving.get(state.router.primary.model)
+        return DEFAULT_BODY_LIMIT if spec is None else int(spec.body_limit_mb * MB)
 
     # ------------------------------------------------------------ lifecycle
     @contextlib.asynccontextmanager
@@ -319,7 +347,7 @@ class PredictionService:
         started = time.perf_counter()
         name = request.path_params["name"]
         try:
-            body = await _read_json(request, self.body_limit)
+            body = await _read_json(request, self._limit(name))
             state, answer = await self._predict(name, body, started)
         except SteadError as exc:
             if exc.status_code != 422:
@@ -343,7 +371,7 @@ class PredictionService:
         started = time.perf_counter()
         name = request.path_params["name"]
         try:
-            body = await _read_json(request, self.body_limit)
+            body = await _read_json(request, self._limit(name))
             instances = body.get("instances", body.get("inputs"))
             if isinstance(instances, list) and instances and isinstance(instances[0], list):
                 state = self.runtime.get(name)
@@ -439,8 +467,9 @@ class PredictionService:
         try:
             _content_type_ok(request)
             raw = await request.body()
-            if len(raw) > self.body_limit:
-                raise PayloadTooLarge(f"the body is over this server's limit of {self.body_limit} bytes")
+            limit = self._limit(name)
+            if len(raw) > limit:
+                raise PayloadTooLarge(f"the body is over this server's limit of {limit} bytes")
             try:
                 data = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
@@ -504,7 +533,7 @@ class PredictionService:
                 _content_type_ok(request)
             elif not raw_length.isdigit():
                 raise OipError(f"Inference-Header-Content-Length {raw_length!r} is not a number")
-            body = await _read_body(request, self.body_limit)
+            body = await _read_body(request, self._limit(name))
             columns, infer = parse_infer(body, None if raw_length is None else int(raw_length))
             params: Any = infer.get("parameters")
             if not isinstance(params, dict):
