@@ -10,7 +10,9 @@ Each server runs as its own process with the same worker count and answers one-r
 - ``predict``: a bare Starlette endpoint that parses the rows and calls ``model.predict`` in the event loop;
 - ``mlflow``: ``mlflow models serve -w N --env-manager local``;
 - ``stead``: ``python -m stead.serving.app --workers N`` with its durable prediction log on, without and with
-  adaptive batching (``STEAD_BATCHING=auto``: up to 64 rows, 2 ms).
+  adaptive batching (``STEAD_BATCHING=auto``: up to 64 rows, 2 ms). Without batching, the same server then
+  takes the top concurrency on a deployment with a 10% canary route (version 2, the same model) and 100-row
+  requests on a deployment of their own, whose log rows are counted against the rows answered.
 
 The floors run under uvicorn with httptools and uvloop when installed, on a listening socket with
 ``TCP_NODELAY`` (``stead.serving.app.listening_socket``). Load comes from ``wrk`` (Debian's package; a
@@ -148,6 +150,7 @@ def load_wrk(url: str, body: str, concurrency: int, duration: float, folder: Pat
         "p50_ms": float(p50) * 1000,
         "p99_ms": float(p99) * 1000,
         "failed": int(bad) + int(errors),
+        "requests": int(n),
     }
 
 
@@ -172,7 +175,7 @@ async def main():
         el = time.perf_counter() - t0
     lat.sort()
     print(json.dumps({"rps": len(lat) / el, "p50_ms": lat[len(lat) // 2] * 1000,
-                      "p99_ms": lat[int(len(lat) * 0.99)] * 1000, "failed": bad}))
+                      "p99_ms": lat[int(len(lat) * 0.99)] * 1000, "failed": bad, "requests": len(lat)}))
 asyncio.run(main())
 """
 
@@ -262,25 +265,41 @@ def main(argv: list[str] | None = None) -> int:
     store = folder / "store"
     client = Client(settings=Settings(uri=str(store), user="bench"))
     client.register_model("gbm", model, input_example=X.head(5))
+    client.register_model("gbm", model, input_example=X.head(5))  # version 2, the canary
     client.deploy("gbm/1", "gbm-api")
+    client.deploy("gbm/1", "gbm-canary")
+    client.deploy("gbm/2", "gbm-canary", canary=10)
+    client.deploy("gbm/1", "gbm-rows")
     mlflow_model = folder / "mlflow-model"
     subprocess.run([args.mlflow_python, "-c", MLFLOW_SAVE, str(mlflow_model)], check=True, capture_output=True)
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("STEAD_", "BENCH_", "MLFLOW_"))}
     v1_body = json.dumps({"instances": [ROW]})
     mlflow_body = json.dumps({"dataframe_records": [ROW]})
+    rows100_body = json.dumps({"instances": X.head(100).round(4).to_dict(orient="records")})
     results: list[dict[str, Any]] = []
 
-    def run(name: str, workers: int, argv: list[str], env: dict[str, str], url: str, body: str, ready: str) -> None:
+    def run(
+        name: str,
+        workers: int,
+        argv: list[str],
+        env: dict[str, str],
+        url: str,
+        body: str,
+        ready: str,
+        extra: tuple[tuple[str, str, str, int], ...] = (),
+    ) -> None:
+        """Serve, then load ``url`` at each concurrency, then each ``extra`` target (name, url, body, c)."""
         server = Proc(argv, {**base_env, **env}, ready, folder / f"{name}-{workers}.log")
+        targets = [(name, url, body, conc) for conc in args.concurrency] + list(extra)
         try:
-            for conc in args.concurrency:
-                load(url, body, conc, 1.0, folder)  # warm-up
-                r = load(url, body, conc, args.duration, folder)
-                r.update(server=name, workers=workers, concurrency=conc)
+            for label, target, payload, conc in targets:
+                warm = load(target, payload, conc, 1.0, folder)
+                r = load(target, payload, conc, args.duration, folder)
+                r.update(server=label, workers=workers, concurrency=conc, warmup=warm.get("requests", 0))
                 results.append(r)
                 print(
-                    f"  {name:<16} w={workers} c={conc:<3} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:7.2f} ms"
+                    f"  {label:<22} w={workers} c={conc:<3} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:7.2f} ms"
                     f"  p99 {r['p99_ms']:8.2f} ms  failed {int(r['failed'])}",
                     flush=True,
                 )
@@ -312,17 +331,31 @@ def main(argv: list[str] | None = None) -> int:
             port = _free_port()
             argv = [sys.executable, "-m", "stead.serving.app", "--port", str(port), "--workers", str(workers)]
             env = {"STEAD_URI": str(store), "STEAD_USER": "bench", "STEAD_BATCHING": batching}
+            api = f"http://127.0.0.1:{port}/v1/deployments"
+            top = max(args.concurrency)
+            extra: tuple[tuple[str, str, str, int], ...] = ()
+            if batching == "off":
+                # The same load on a deployment with a 10% canary, then 100-row requests on a deployment of
+                # its own, whose log rows are counted against the answered rows afterwards.
+                extra = (
+                    (f"stead-canary10-{batching}", f"{api}/gbm-canary/predict", v1_body, top),
+                    (f"stead-rows100-{batching}", f"{api}/gbm-rows/predict", rows100_body, top),
+                )
             run(
                 f"stead-batch-{batching}",
                 workers,
                 argv,
                 env,
-                f"http://127.0.0.1:{port}/v1/deployments/gbm-api/predict",
+                f"{api}/gbm-api/predict",
                 v1_body,
                 f"http://127.0.0.1:{port}/v2/health/ready",
+                extra,
             )
     logged = client.get_predictions("gbm-api")
-    print(f"stead's prediction log holds {len(logged):,} rows")
+    print(f"stead's prediction log holds {len(logged):,} rows for gbm-api")
+    answered = sum(int(r["requests"] + r["warmup"]) * 100 for r in results if r["server"].startswith("stead-rows100"))
+    rows = len(client.get_predictions("gbm-rows"))
+    print(f"gbm-rows: {answered:,} rows answered (100-row requests, warm-ups included), {rows:,} rows in the log")
 
     def get(server: str, workers: int, conc: int, key: str = "rps") -> float:
         for r in results:
@@ -340,6 +373,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"stead/predict-floor {off / floor:5.2f} (batching {on / floor:5.2f})  "
                 f"stead p50 - in-process predict {get('stead-batch-off', workers, conc, 'p50_ms') - inproc_1:6.2f} ms"
             )
+    for workers in args.workers:
+        top = max(args.concurrency)
+        single, canary = get("stead-batch-off", workers, top), get("stead-canary10-off", workers, top)
+        rows100 = get("stead-rows100-off", workers, top)
+        print(
+            f"  w={workers} c={top:<3} 10% canary / single route {canary / single:5.2f} "
+            f"(cost {100 * (1 - canary / single):4.1f}%)  logged predictions/s with 100-row requests "
+            f"{rows100 * 100:,.0f}"
+        )
     (folder / "results.json").write_text(json.dumps({"inproc_ms": [inproc_1, inproc_1000], "runs": results}))
     return 0
 
