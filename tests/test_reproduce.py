@@ -103,3 +103,17 @@ def test_changed_data_is_refused_not_silently_reread(project: Path, capsys: pyte
     err = capsys.readouterr().err
     assert "error: the reproduction of run" in err
     assert "changed since run" in err
+
+
+def test_a_pipeline_run_the_controller_started_re_runs_as_a_manual_pipeline() -> None:
+    from datetime import UTC, datetime
+
+    from stead.entities import Run
+    from stead.reproduce import command_of
+
+    argv = ["/x/stead/__main__.py", "run", "churn", "--file", "/p/stead.yaml", "--pipeline-id", "abc", "--json"]
+    run = Run(id="r", experiment="e", status="FINISHED", start_time=datetime.now(UTC), env={"argv": argv})
+    assert command_of(run) == [sys.executable, argv[0], "run", "churn", "--file", "/p/stead.yaml", "--json"]
+    warm = ["stead", "run", "churn", "--file", "/p/stead.yaml", "--reason", "drift"]
+    run = Run(id="r", experiment="e", status="FINISHED", start_time=datetime.now(UTC), env={"argv": warm})
+    assert command_of(run) == [sys.executable, "-m", "stead", *warm[1:]]

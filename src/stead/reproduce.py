@@ -93,6 +93,9 @@ def command_of(run: Run) -> list[str]:
             f"run {run.id} was not started from a script (its command line is {argv!r}), so it cannot be re-run",
             hint="start the training from a script file (python train.py) or with stead run MODEL",
         )
+    if "--pipeline-id" in argv[:-1]:  # a run the controller started: re-run its pipeline, not its record
+        at = argv.index("--pipeline-id")
+        argv = argv[:at] + argv[at + 2 :]
     first = Path(argv[0])
     if first.suffix == ".py":
         return [sys.executable, argv[0], *argv[1:]]

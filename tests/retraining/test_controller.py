@@ -151,8 +151,29 @@ def test_new_data_fires_one_retrain_across_restarts_in_a_subprocess(client: Clie
     runs = client.store.list_pipeline_runs("churn")
     assert [r["trigger"] for r in runs] == ["new_data", "manual"]
     assert runs[0]["status"] in ("APPROVED", "REJECTED") and runs[0]["version"] == 2
+    # The warm-started process recorded the command that re-runs this pipeline by hand.
+    argv = client.get_run(runs[0]["run_id"]).env["argv"]
+    assert argv[:3] == ["stead", "run", "churn"] and "--pipeline-id" not in argv
     client.store.release_lease("controller", "x")
     # Another controller after a restart: the same cause does not fire again.
     again = Controller(client.store, project, holder="y").tick()
     assert not any("pipeline run" in a for a in again.actions)
     assert len(client.store.list_pipeline_runs("churn")) == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_failing_warm_started_pipeline_is_reported_and_the_loop_goes_on(client: Client, project: Path) -> None:
+    assert run_pipeline(client.store, load_project(project), "churn").approved
+    (project.parent / "train.py").write_text("def train(ctx):\n    raise RuntimeError('the GPU caught fire')\n")
+    _data(project.parent, 2)
+    ctl = Controller(client.store, project, holder="x")
+    ctl.warm()
+    started = time.monotonic()
+    assert any("the data changed" in a for a in ctl.tick().actions)
+    finished = ctl.wait_pipelines(timeout=300)
+    assert any("the GPU caught fire" in e for e in finished.errors), finished
+    assert not ctl.children
+    runs = client.store.list_pipeline_runs("churn")
+    assert runs[0]["trigger"] == "new_data" and runs[0]["status"] == "FAILED"
+    assert time.monotonic() - started < 120
+    assert ctl.tick().held  # the controller itself is unharmed

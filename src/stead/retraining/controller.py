@@ -8,7 +8,8 @@ tick, for every model of ``stead.yaml``:
    analysis) and advance it to the next step, promote it at 100% (the ``champion`` alias moves), hold,
    or roll it back to the baseline; every decision is stored with its evidence;
 3. **triggers**: schedule, drift and performance alerts, new data; a firing records its cause under an
-   idempotency key and runs the pipeline in a subprocess (the ``local`` executor).
+   idempotency key and runs the pipeline in a process of its own (the ``local`` executor, started warm: see
+   ``executors.WarmStarter``), or where the model's ``executor`` says.
 
 Everything it decides lives in the store, so a controller killed at any point resumes on restart: a
 rollout continues from its stored step, a cause already recorded never fires twice, and a pipeline run
@@ -20,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from stead.errors import NotFoundError, SteadError
 
 if TYPE_CHECKING:
     from stead.project import ModelSpec, Project
+    from stead.retraining.executors import PipelineProcess, WarmStarter
     from stead.store.sql import SqlStore
 
 __all__ = ["Controller", "TickReport"]
@@ -79,8 +79,35 @@ class Controller:
         self.echo = echo or (lambda _line: None)
         self.inline = run_pipelines_inline
         self.last_checked: dict[str, datetime] = {}
-        # Pipelines run as child processes while the loop goes on judging canaries and computing monitors.
-        self.children: dict[str, tuple[subprocess.Popen[bytes], str, Any, Any]] = {}
+        # Pipelines run as processes of their own while the loop goes on judging canaries and computing
+        # monitors, started from a warm fork server (executors.WarmStarter) on first need.
+        self.children: dict[str, tuple[PipelineProcess, str]] = {}
+        self._starter: WarmStarter | None = None
+
+    def warm(self) -> None:
+        """Start the warm fork server now, in the background (``run`` does), so the first pipeline starts fast;
+        only when some model of ``stead.yaml`` retrains on its own (its imports cost seconds of CPU)."""
+        if self.inline:
+            return
+        try:
+            project = self._project()
+        except SteadError:
+            return  # the tick says what is wrong with the file
+        automatic = project is not None and any(
+            spec.executor.type == "local" and (spec.retrain.schedule or set(spec.retrain.on) - {"manual"})
+            for spec in project.models.values()
+        )
+        if automatic:
+            self._warm_starter().warm()
+
+    def _warm_starter(self) -> WarmStarter:
+        if self._starter is None:
+            import tempfile
+
+            from stead.retraining.executors import WarmStarter
+
+            self._starter = WarmStarter(Path(tempfile.gettempdir()) / "stead-pipelines")
+        return self._starter
 
     # ------------------------------------------------------------ the loop
     def tick(self) -> TickReport:
@@ -107,21 +134,17 @@ class Controller:
         """Wait for the pipelines this controller started and report how they ended."""
         report = TickReport(True, self.holder)
         deadline = time.monotonic() + timeout
-        for proc, _model, _out, _err in list(self.children.values()):
+        for proc, _model in list(self.children.values()):
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         self._reap(report)
         return report
 
     def _reap(self, report: TickReport) -> None:
-        for pipeline_id, (proc, model, out, err) in list(self.children.items()):
+        for pipeline_id, (proc, model) in list(self.children.items()):
             if proc.poll() is None:
                 continue
             del self.children[pipeline_id]
-            out.seek(0)
-            err.seek(0)
-            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-            out.close()
-            err.close()
+            stdout, stderr = proc.read()
             if proc.returncode in (0, 3):
                 try:
                     outcome = json.loads(stdout)
@@ -145,6 +168,7 @@ class Controller:
         """Tick every ``interval`` seconds until ``stop`` is set; say once when another controller holds the lease."""
         stop = stop or threading.Event()
         waiting_for: str | None = None
+        self.warm()
         try:
             while not stop.is_set():
                 report = self.tick()
@@ -425,29 +449,7 @@ class Controller:
             else:
                 report.errors.append(f"{model}: pipeline {pipeline_id[:12]} failed on {outcome.where}: {outcome.error}")
             return
-        settings = self.store.settings
-        env = dict(os.environ, STEAD_URI=settings.uri)
-        if settings.artifacts:
-            env["STEAD_ARTIFACTS"] = settings.artifacts
-        if settings.token:
-            env["STEAD_TOKEN"] = settings.token
-        command = [
-            sys.executable,
-            "-m",
-            "stead",
-            "run",
-            model,
-            "--file",
-            str(self.project_file),
-            "--reason",
-            reason,
-            "--pipeline-id",
-            pipeline_id,
-            "--json",
-        ]
-        import tempfile
-
-        # Files, not pipes (no buffer to fill up); closed when the child is reaped.
-        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=self.project_file.parent)
-        self.children[pipeline_id] = (proc, model, out, err)
+        proc = self._warm_starter().start(
+            self.store.settings, self.project_file, model, pipeline_id, trigger, reason or ""
+        )
+        self.children[pipeline_id] = (proc, model)
