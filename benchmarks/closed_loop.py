@@ -1,10 +1,14 @@
 """The closed-loop benchmark: stead's loop against a never-retrained model and an oracle, on abrupt and
 gradual drift, in one run.
 
-    .venv/bin/python benchmarks/closed_loop.py [--total 20000] [--scenarios abrupt,gradual]
+    .venv/bin/python benchmarks/closed_loop.py [--total 20000] [--scenarios abrupt,gradual] [--rate 200]
 
 For each scenario the whole loop runs as in ``stead demo`` (real HTTP server, late labels, the controller
-with monitors, triggers, gates and canary analysis) over the whole stream, and the script reports:
+with monitors, triggers, gates and canary analysis) over the whole stream, and the script reports what
+follows, in customers. The stream is paced (``--rate`` customers per second, 200 by default): the loop's
+steps take wall-clock time (a monitor tick, a training subprocess), and a stream sent as fast as the server
+answers (``--rate 0``, what ``stead demo`` does to finish in a minute) would price each second of them at
+about a thousand customers, which measures the machine rather than the loop.
 
 - detection delay: customers from the drift's start to the first dataset-drift alert;
 - false alarms: dataset-drift alerts before the drift;
@@ -45,11 +49,11 @@ def _train(frame):  # type: ignore[no-untyped-def]
     return module.train(Ctx)
 
 
-def scenario(name: str, total: int) -> dict[str, float | int | None]:
+def scenario(name: str, total: int, rate: float | None) -> dict[str, float | int | None]:
     width = 0 if name == "abrupt" else 3_000
     folder = Path(tempfile.mkdtemp(prefix=f"stead-loop-{name}-"))
     start = time.monotonic()
-    result = run_loop(folder, LoopConfig(total=total, drift_at=DRIFT_AT, width=width, after_recovery=None))
+    result = run_loop(folder, LoopConfig(total=total, drift_at=DRIFT_AT, width=width, after_recovery=None, rate=rate))
     elapsed = time.monotonic() - start
     stream = result.stream
     rows = np.array([row for row, _v, _ok in result.served])
@@ -87,8 +91,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--total", type=int, default=20_000, help="customers in each stream")
     parser.add_argument("--scenarios", default="abrupt,gradual")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=200.0,
+        help="customers per second (0: as fast as the server answers, as stead demo does)",
+    )
     args = parser.parse_args()
-    results = {name: scenario(name, args.total) for name in args.scenarios.split(",")}
+    rate = args.rate or None
+    print(f"stream: {args.total:,} customers at {'full speed' if rate is None else f'{rate:g} customers/s'}")
+    results = {name: scenario(name, args.total, rate) for name in args.scenarios.split(",")}
     print()
     print(
         f"{'scenario':10} {'delay':>7} {'false':>6} {'to 100%':>8} {'failed':>7} {'stead':>7} {'never':>7} "

@@ -36,7 +36,12 @@ def test_the_demo_closes_the_loop_and_its_summary_comes_from_the_store(
     # The loop closed: a retrained version was promoted by canary analysis and serves everything.
     promoted = [r for r in rollouts if r["status"] == "promoted"]
     assert promoted and champion.version == promoted[0]["candidate"] > 1
-    assert [(r.version, r.kind) for r in client.get_deployment("churn-api").routes] == [(champion.version, "primary")]
+    routes = client.get_deployment("churn-api").routes
+    assert [(r.version, r.kind) for r in routes if r.kind == "primary"] == [(champion.version, "primary")]
+    # A later retrain may be mid-canary when the traffic stops: then it is a running rollout in the store.
+    for route in routes:
+        if route.kind != "primary":
+            assert any(r["candidate"] == route.version and r["status"] == "running" for r in rollouts), route
     decisions = [d["decision"] for d in client.store.canary_decisions(rollout_id=promoted[0]["id"])]
     assert decisions[-1] == "promote"
     assert float(summary["accuracy after recovery"]) > float(summary["accuracy after drift"])

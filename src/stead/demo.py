@@ -35,7 +35,8 @@ TOTAL = 24_000  # the stream's length; traffic stops earlier, AFTER_RECOVERY cus
 AFTER_RECOVERY = 2_000
 INITIAL = 1_500  # customers in the first training data
 BATCH = 10  # customers per prediction request
-LABEL_LAG = 30  # requests before a label arrives
+LABEL_LAG = 300  # customers between a prediction and the arrival of its label
+LABEL_BATCH = 10  # labels sent together in one feedback request
 FEED = 1_200  # the data feed keeps this many most recent labelled customers
 
 TRAIN_PY = '''\
@@ -154,6 +155,7 @@ class LoopConfig:
     width: int = 0
     seed: int = 42
     after_recovery: int | None = AFTER_RECOVERY  # None: serve the whole stream
+    rate: float | None = None  # customers per second; None: each request as soon as the last is answered
 
 
 @dataclass
@@ -246,6 +248,7 @@ def run_loop(folder: Path, config: LoopConfig = LoopConfig(), say: Any = None) -
         labelled: deque[int] = deque(maxlen=FEED)
         feed_written_at = 0
         seen_alerts: set[int] = set()
+        paced_from = time.monotonic()
         for n, start in enumerate(range(INITIAL, config.total, BATCH)):
             if (
                 config.after_recovery is not None
@@ -268,15 +271,18 @@ def run_loop(folder: Path, config: LoopConfig = LoopConfig(), say: Any = None) -
             for row, ok in zip(rows, predicted == truth, strict=True):
                 served.append((row, int(answer["version"]), int(ok)))
             pending.append((answer["request_id"], rows))
-            if len(pending) > LABEL_LAG:  # labels arrive LABEL_LAG requests later
-                request_id, label_rows = pending.popleft()
-                labels = [int(v) for v in stream["churned"].iloc[label_rows]]
-                http.post("/v1/deployments/churn-api/feedback", json={"request_id": request_id, "label": labels})
-                labelled.extend(label_rows)
+            if len(pending) >= LABEL_LAG // BATCH + LABEL_BATCH:  # labels arrive LABEL_LAG customers later
+                items = []
+                for _ in range(LABEL_BATCH):
+                    request_id, label_rows = pending.popleft()
+                    labels = [int(v) for v in stream["churned"].iloc[label_rows]]
+                    items.append({"request_id": request_id, "label": labels if BATCH > 1 else labels[0]})
+                    labelled.extend(label_rows)
+                http.post("/v1/deployments/churn-api/feedback", json=items)
             if len(labelled) >= FEED // 2 and timeline.sent - feed_written_at >= 200:
                 stream.iloc[sorted(labelled)].to_parquet(data_file, index=False)  # the data feed lands new data
                 feed_written_at = timeline.sent
-            if n % 10 == 0:  # what the store says happened, and when (in customers served)
+            if n % 50 == 0:  # what the store says happened, and when (in customers served)
                 for alert in store.list_alerts(open_only=False, deployment="churn-api"):
                     if alert.rule != "drift_share" or alert.id in seen_alerts:
                         continue
@@ -287,7 +293,10 @@ def run_loop(folder: Path, config: LoopConfig = LoopConfig(), say: Any = None) -
                         detected_at = timeline.sent
                 if promoted_at is None and store.list_rollouts("churn-api", status="promoted"):
                     promoted_at = timeline.sent
-            time.sleep(0.004)
+            if config.rate:
+                time.sleep(max(0.0, paced_from + (timeline.sent - INITIAL) / config.rate - time.monotonic()))
+            else:
+                time.sleep(0.004)
     stop.set()
     controller_thread.join(timeout=60)
     server.should_exit = True
