@@ -177,3 +177,28 @@ def test_a_failing_warm_started_pipeline_is_reported_and_the_loop_goes_on(client
     assert runs[0]["trigger"] == "new_data" and runs[0]["status"] == "FAILED"
     assert time.monotonic() - started < 120
     assert ctl.tick().held  # the controller itself is unharmed
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_script_without_a_main_guard_is_not_re_run_by_a_pipeline(client: Client, project: Path) -> None:
+    import subprocess
+    import sys
+
+    assert run_pipeline(client.store, load_project(project), "churn").approved
+    _data(project.parent, 3)
+    script = project.parent / "loop.py"
+    script.write_text(
+        "import pathlib\n"
+        "from stead.client import Client\n"
+        "from stead.retraining.controller import Controller\n"
+        "from stead.settings import Settings\n"
+        f"pathlib.Path({str(project.parent / 'starts.txt')!r}).open('a').write('start\\n')\n"
+        f"store = Client(settings=Settings(uri={client.settings.uri!r})).store\n"
+        f"ctl = Controller(store, pathlib.Path({str(project)!r}), holder='script')\n"
+        "print(ctl.tick().actions)\n"
+        "print(ctl.wait_pipelines(timeout=300).actions)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "the data changed" in done.stdout and ("approved" in done.stdout or "rejected" in done.stdout)
+    assert (project.parent / "starts.txt").read_text() == "start\n"  # the pipeline did not run the script again

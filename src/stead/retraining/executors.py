@@ -23,6 +23,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +157,9 @@ def _pipeline_main(
     os._exit(code)
 
 
+_MAIN_LOCK = threading.Lock()
+
+
 class PipelineProcess:
     """A started pipeline process: ``poll()`` (None while it runs, else the exit code), ``wait()``, and the
     files that hold its result (``stdout``, JSON) and its errors (``stderr``)."""
@@ -204,7 +209,6 @@ class WarmStarter:
         self.context.set_forkserver_preload(list(PRELOAD))
 
     def warm(self) -> None:
-        import threading
         from multiprocessing import forkserver
 
         threading.Thread(target=forkserver.ensure_running, name="stead-forkserver", daemon=True).start()
@@ -216,7 +220,16 @@ class WarmStarter:
         out, err = self.folder / f"{pipeline_id}.out", self.folder / f"{pipeline_id}.err"
         args = (settings, str(project_file.resolve()), model, pipeline_id, trigger, reason, str(out), str(err))
         process = self.context.Process(target=_pipeline_main, args=args, name=f"stead-pipeline-{pipeline_id[:12]}")
-        process.start()
+        # multiprocessing would have the child re-import this process' main script (as ``__mp_main__``), which
+        # re-runs whatever a script without an ``if __name__ == "__main__":`` guard does at import (a script
+        # that starts a controller, say). The child needs nothing from it: hide it while the start is prepared.
+        with _MAIN_LOCK:
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                process.start()
+            finally:
+                sys.modules["__main__"] = main
         return PipelineProcess(process, out, err)
 
 
