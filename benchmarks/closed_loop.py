@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stead.demo import DRIFT_AT, FEATURES, FEED, INITIAL, TRAIN_PY, LoopConfig, run_loop
+from stead.demo import DRIFT_AT, FEATURES, FEED, INITIAL, STEAD_YAML, TRAIN_PY, LoopConfig, run_loop
 
 
 def _train(frame):  # type: ignore[no-untyped-def]
@@ -49,11 +49,22 @@ def _train(frame):  # type: ignore[no-untyped-def]
     return module.train(Ctx)
 
 
-def scenario(name: str, total: int, rate: float | None) -> dict[str, float | int | None]:
+def policy_yaml(min_requests: int, cooldown: str) -> str:
+    """The demo's stead.yaml with another canary sample size and retrain cooldown."""
+    text = STEAD_YAML.replace("min_requests: 25", f"min_requests: {min_requests}")
+    return text.replace("cooldown: 20s", f"cooldown: {cooldown}")
+
+
+def scenario(name: str, total: int, rate: float | None, project_yaml: str) -> dict[str, float | int | None]:
     width = 0 if name == "abrupt" else 3_000
     folder = Path(tempfile.mkdtemp(prefix=f"stead-loop-{name}-"))
     start = time.monotonic()
-    result = run_loop(folder, LoopConfig(total=total, drift_at=DRIFT_AT, width=width, after_recovery=None, rate=rate))
+    result = run_loop(
+        folder,
+        LoopConfig(
+            total=total, drift_at=DRIFT_AT, width=width, after_recovery=None, rate=rate, project_yaml=project_yaml
+        ),
+    )
     elapsed = time.monotonic() - start
     stream = result.stream
     rows = np.array([row for row, _v, _ok in result.served])
@@ -97,10 +108,14 @@ def main() -> None:
         default=200.0,
         help="customers per second (0: as fast as the server answers, as stead demo does)",
     )
+    parser.add_argument("--min-requests", type=int, default=25, help="the canary analysis' sample size (demo: 25)")
+    parser.add_argument("--cooldown", default="20s", help="the retrain cooldown (demo: 20s)")
     args = parser.parse_args()
     rate = args.rate or None
+    project_yaml = policy_yaml(args.min_requests, args.cooldown)
+    print(f"policy: canary min_requests {args.min_requests}, retrain cooldown {args.cooldown}")
     print(f"stream: {args.total:,} customers at {'full speed' if rate is None else f'{rate:g} customers/s'}")
-    results = {name: scenario(name, args.total, rate) for name in args.scenarios.split(",")}
+    results = {name: scenario(name, args.total, rate, project_yaml) for name in args.scenarios.split(",")}
     print()
     print(
         f"{'scenario':10} {'delay':>7} {'false':>6} {'to 100%':>8} {'failed':>7} {'stead':>7} {'never':>7} "

@@ -156,6 +156,7 @@ class LoopConfig:
     seed: int = 42
     after_recovery: int | None = AFTER_RECOVERY  # None: serve the whole stream
     rate: float | None = None  # customers per second; None: each request as soon as the last is answered
+    project_yaml: str = STEAD_YAML  # the stead.yaml the loop runs under (its policies)
 
 
 @dataclass
@@ -198,7 +199,7 @@ def run_loop(folder: Path, config: LoopConfig = LoopConfig(), say: Any = None) -
         shutil.rmtree(folder / ".stead")
     (folder / "data").mkdir(parents=True, exist_ok=True)
     (folder / "train.py").write_text(TRAIN_PY)
-    (folder / "stead.yaml").write_text(STEAD_YAML)
+    (folder / "stead.yaml").write_text(config.project_yaml)
     settings = Settings.from_env(uri=str(folder / ".stead"))
     store = open_store(settings)
     timeline = _Timeline(say)
