@@ -176,6 +176,23 @@ class SqlStore:
         tags = dict(tags or {})
         self._check_items(rid, params, "param", MAX_PARAM_VALUE)
         self._check_items(rid, tags, "tag", MAX_TAG_VALUE)
+        creator = self.settings.user
+        return self._insert_run(experiment, rid, name, now, now, seed, dict(env or {}), creator, params, tags)
+
+    def _insert_run(
+        self,
+        experiment: str,
+        rid: str,
+        name: str | None,
+        start_time: float,
+        heartbeat_at: float | None,
+        seed: int | None,
+        env: dict[str, Any],
+        creator: str | None,
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> str:
+        """Insert a RUNNING run with its params and tags (checked by the caller) in one transaction."""
 
         def write(conn: Connection) -> str:
             exp_id = self._experiment_id(conn, experiment, create=True)
@@ -185,11 +202,11 @@ class SqlStore:
                     experiment_id=exp_id,
                     name=name,
                     status="RUNNING",
-                    start_time=now,
-                    heartbeat_at=now,
+                    start_time=start_time,
+                    heartbeat_at=heartbeat_at,
                     seed=seed,
-                    env=dict(env or {}),
-                    created_by=self.settings.user,
+                    env=env,
+                    created_by=creator,
                 )
             )
             if params:
@@ -2189,29 +2206,7 @@ class SqlStore:
         tags = dict(tags or {})
         self._check_items(rid, tags, "tag", MAX_TAG_VALUE)
         now = time.time() if start_time is None else float(start_time)
-
-        def write(conn: Connection) -> str:
-            exp_id = self._experiment_id(conn, experiment, create=True)
-            conn.execute(
-                insert(s.runs).values(
-                    id=rid,
-                    experiment_id=exp_id,
-                    name=name,
-                    status="RUNNING",
-                    start_time=now,
-                    heartbeat_at=None,
-                    env={},
-                    created_by=user or self.settings.user,
-                )
-            )
-            if tags:
-                conn.execute(insert(s.tags), [{"run_id": rid, "key": k, "value": v} for k, v in tags.items()])
-            return rid
-
-        try:
-            return self._write(write)
-        except SAIntegrityError as exc:
-            raise ConflictError(f"a run with id {rid!r} already exists") from exc
+        return self._insert_run(experiment, rid, name, now, None, None, {}, user or self.settings.user, {}, tags)
 
     def mlflow_update_run(
         self, run_id: str, status: str | None = None, end_time: float | None = None, name: str | None = None
