@@ -168,6 +168,8 @@ def test_unknown_key_lists_known_keys_and_suggests(tmp_path: Path) -> None:
         load_project(write(tmp_path, text))
     assert "did you mean 'holdout'?" in info.value.message
     assert "(line 7)" in info.value.message
+    problems = validate_text(with_model_lines("colour: blue"))  # like nothing known: no misleading guess
+    assert len(problems) == 1 and "did you mean" not in problems[0] and "known keys" in problems[0]
     assert "pydantic" not in info.value.message and "http" not in info.value.message
 
 

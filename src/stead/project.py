@@ -139,7 +139,12 @@ def _fail_many(items: list[tuple[tuple[str | int, ...], str]]) -> PydanticCustom
 
 
 def _suggest(word: str, known: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    """A close known word (a typo: ``holdot`` -> ``holdout``), else one that contains it (``auc`` ->
+    ``roc_auc``), else nothing: a loose match (``colour`` -> ``holdout``) misleads more than it helps."""
+    options = list(known)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.65)
+    if not close and len(word) >= 3:
+        close = [k for k in options if word.lower() in k.lower()][:1]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
