@@ -283,7 +283,7 @@ def run_loop(folder: Path, config: LoopConfig = LoopConfig(), say: Any = None) -
             if len(labelled) >= FEED // 2 and timeline.sent - feed_written_at >= 200:
                 stream.iloc[sorted(labelled)].to_parquet(data_file, index=False)  # the data feed lands new data
                 feed_written_at = timeline.sent
-            if n % 50 == 0:  # what the store says happened, and when (in customers served)
+            if n % 10 == 0:  # what the store says happened, and when (in customers served)
                 for alert in store.list_alerts(open_only=False, deployment="churn-api"):
                     if alert.rule != "drift_share" or alert.id in seen_alerts:
                         continue

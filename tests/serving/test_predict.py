@@ -126,15 +126,20 @@ def test_bad_inputs_get_their_status_and_the_server_keeps_serving(http: TestClie
     assert 'stead_requests_total{code="422",deployment="churn-api",route="primary",version="1"} 3.0' in metrics
 
 
-def test_the_body_limit_comes_from_stead_yaml_per_model(
-    deployed: Client, store_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _serving_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serving: str) -> None:
+    """A stead.yaml whose churn model has ``serving: {serving}``, named by STEAD_PROJECT for the server."""
     project = tmp_path / "stead.yaml"
     project.write_text(
         "project: churn\nmodels:\n  churn:\n    train: train.py:train\n    data: data.parquet\n"
-        "    target: y\n    serving:\n      body_limit_mb: 0.001\n"
+        f"    target: y\n    serving:\n      {serving}\n"
     )
     monkeypatch.setenv("STEAD_PROJECT", str(project))
+
+
+def test_the_body_limit_comes_from_stead_yaml_per_model(
+    deployed: Client, store_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _serving_project(tmp_path, monkeypatch, "body_limit_mb: 0.001")
     monkeypatch.delenv("STEAD_BODY_LIMIT_MB", raising=False)
     url = "/v1/deployments/churn-api/predict"
     small, large = {"instances": [ROW]}, {"instances": [ROW] * 40}  # about 60 and 2,000 bytes
@@ -489,12 +494,7 @@ def test_adaptive_batching_gathers_concurrent_requests(
 
     import uvicorn
 
-    project = tmp_path / "stead.yaml"
-    project.write_text(
-        "project: churn\nmodels:\n  churn:\n    train: train.py:train\n    data: data.parquet\n"
-        "    target: y\n    serving:\n      batching: {max_batch: 64, max_wait_ms: 5}\n"
-    )
-    monkeypatch.setenv("STEAD_PROJECT", str(project))
+    _serving_project(tmp_path, monkeypatch, "batching: {max_batch: 64, max_wait_ms: 5}")
     monkeypatch.delenv("STEAD_BATCHING", raising=False)
     monkeypatch.setenv("STEAD_PREDICT_THREADS", "1")
     app = create_app(store_settings)

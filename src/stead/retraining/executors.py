@@ -34,6 +34,7 @@ from stead.errors import ConfigError, MissingDependency, SteadError
 
 if TYPE_CHECKING:
     from stead.project import ExecutorSpec
+    from stead.retraining.pipeline import PipelineResult
     from stead.settings import Settings
 
 __all__ = ["LocalExecutor", "Outcome", "PipelineProcess", "RayExecutor", "WarmStarter", "executor_for"]
@@ -116,6 +117,35 @@ class LocalExecutor:
         return Outcome(False, error=last)
 
 
+def _run_here(
+    settings: Settings,
+    project_file: Path,
+    model: str,
+    pipeline_id: str | None,
+    trigger: str,
+    reason: str | None,
+    params: Mapping[str, Any],
+) -> PipelineResult:
+    """Open the store, run the pipeline in this process, close the store."""
+    from stead.project import load_project
+    from stead.retraining.pipeline import run_pipeline
+    from stead.store import open_store
+
+    store = open_store(settings)
+    try:
+        return run_pipeline(
+            store,
+            load_project(project_file),
+            model,
+            params=params,
+            reason=reason,
+            trigger=trigger,
+            pipeline_id=pipeline_id,
+        )
+    finally:
+        store.close()
+
+
 def _pipeline_main(
     settings: Settings, project_file: str, model: str, pipeline_id: str, trigger: str, reason: str, out: str, err: str
 ) -> None:
@@ -133,17 +163,7 @@ def _pipeline_main(
     sys.argv = ["stead", "run", model, "--file", str(path), "--reason", reason]
     code = 1
     try:
-        from stead.project import load_project
-        from stead.retraining.pipeline import run_pipeline
-        from stead.store import open_store
-
-        store = open_store(settings)
-        try:
-            result = run_pipeline(
-                store, load_project(path), model, reason=reason, trigger=trigger, pipeline_id=pipeline_id
-            )
-        finally:
-            store.close()
+        result = _run_here(settings, path, model, pipeline_id, trigger, reason, {})
         sys.stdout.write(json.dumps(result.to_dict(), default=str))
         code = result.exit_code
     except SteadError as exc:
@@ -245,26 +265,10 @@ def _run_remote(
     """The Ray task: open the store, run the pipeline, return its result (runs in a Ray worker)."""
     import socket
 
-    from stead.project import load_project
-    from stead.retraining.pipeline import run_pipeline
-    from stead.store import open_store
-
     path = Path(project_file)
     if not path.is_absolute():
         path = Path.cwd() / path  # a ray:// task runs in its shipped working_dir
-    store = open_store(settings)
-    try:
-        result = run_pipeline(
-            store,
-            load_project(path),
-            model,
-            params=params,
-            reason=reason,
-            trigger=trigger,
-            pipeline_id=pipeline_id,
-        )
-    finally:
-        store.close()
+    result = _run_here(settings, path, model, pipeline_id, trigger, reason, params)
     out = result.to_dict()
     out["executor"] = {"type": "ray", "host": socket.gethostname(), "pid": os.getpid()}
     return out

@@ -213,7 +213,6 @@ class PredictionService:
         env = os.environ
         self.store = store
         self._fixed_limit = body_limit or _limit_from_env(env.get("STEAD_BODY_LIMIT_MB"))
-        self.body_limit = self._fixed_limit or DEFAULT_BODY_LIMIT
         self.predlog = PredictionLog(
             store, wal_dir or wal_folder(settings), durability=durability or env.get("STEAD_PREDLOG_SYNC") or "write"
         )

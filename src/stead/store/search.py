@@ -219,11 +219,23 @@ def _plain_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _number_cmp(value_col: Any, nonfinite_col: Any, op: str, value: Any, where: str) -> ColumnElement[bool]:
+def _numbers(value: Any, where: str) -> list[Any]:
+    """The operand(s) of a comparison with a number column, refused when one is a string."""
     values = value if isinstance(value, list) else [value]
     for v in values:
         if isinstance(v, str):
             raise ValidationError(f"{where} is a number: compare it with a number, not the string {v!r}")
+    return values
+
+
+def _range(value_col: Any, op: str, v: float) -> tuple[ColumnElement[bool], str]:
+    """``value_col OP v`` for an ordering operator, and the infinity (``inf`` or ``-inf``) it also takes in."""
+    cmp = {"<": value_col < v, "<=": value_col <= v, ">": value_col > v, ">=": value_col >= v}[op]
+    return cmp, "inf" if op.startswith(">") else "-inf"
+
+
+def _number_cmp(value_col: Any, nonfinite_col: Any, op: str, value: Any, where: str) -> ColumnElement[bool]:
+    values = _numbers(value, where)
     if op in ("in", "not in"):
         cond = value_col.in_([float(v) for v in values])
         result: ColumnElement[bool] = not_(cond) if op == "not in" else cond
@@ -235,8 +247,7 @@ def _number_cmp(value_col: Any, nonfinite_col: Any, op: str, value: Any, where: 
         return value_col == v  # type: ignore[no-any-return]
     if op == "!=":
         return value_col != v  # type: ignore[no-any-return]
-    cmp = {"<": value_col < v, "<=": value_col <= v, ">": value_col > v, ">=": value_col >= v}[op]
-    edge = "inf" if op.startswith(">") else "-inf"
+    cmp, edge = _range(value_col, op, v)
     return or_(cmp, nonfinite_col == edge)
 
 
@@ -254,10 +265,7 @@ def _condition(node: Any) -> ColumnElement[bool]:
         if op in ("<", "<=", ">", ">="):
             # Two index ranges (the finite values, then the one infinity on that side) rather than one OR
             # that no index serves.
-            _number_cmp(lm.c.value, lm.c.nonfinite, op, value, f"metrics.{key}")  # validates the operand
-            v = float(value)
-            cmp = {"<": lm.c.value < v, "<=": lm.c.value <= v, ">": lm.c.value > v}.get(op, lm.c.value >= v)
-            edge = "inf" if op.startswith(">") else "-inf"
+            cmp, edge = _range(lm.c.value, op, float(_numbers(value, f"metrics.{key}")[0]))
             finite = select(lm.c.run_id).where(lm.c.key == key, cmp)
             infinite = select(lm.c.run_id).where(lm.c.key == key, lm.c.nonfinite == edge)
             return runs.c.id.in_(union_all(finite, infinite))
