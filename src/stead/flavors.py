@@ -550,6 +550,9 @@ class LoadedModel:
         self.columns: list[str] | None = meta.get("columns")
         self._predict = predict
         self._predict_proba = predict_proba
+        # Predictions for a float block whose columns are in ``self.columns`` order, past the library's own
+        # frame checks (set for scikit-learn estimators that were fitted on these names; see ``_wrap_object``).
+        self.predict_block: Callable[[np.ndarray], Any] | None = None
         self.name: str | None = None
         self.version: int | None = None
         self.folder: Path | None = None
@@ -692,7 +695,15 @@ def _wrap_object(raw: Any, flavor: str, meta: Mapping[str, Any]) -> LoadedModel:
         def proba(frame: pd.DataFrame) -> Any:
             return raw.predict_proba(prepare(frame))
 
-    return _loaded(raw, flavor, meta, lambda frame: raw.predict(prepare(frame)), proba)
+    loaded = _loaded(raw, flavor, meta, lambda frame: raw.predict(prepare(frame)), proba)
+    columns = meta.get("columns")
+    if flavor in ("sklearn", "pickle") and _is_sklearn(raw) and columns:
+        fitted = list(feature_names) if feature_names is not None else None
+        if fitted is None or fitted == list(columns):
+            # scikit-learn checks a DataFrame's names and dtypes on every call (about 1 ms for one row with
+            # pandas 3); a caller that already holds the columns in fitted order can skip it.
+            loaded.predict_block = raw.predict
+    return loaded
 
 
 def _load_onnx(root: Path, meta: Mapping[str, Any]) -> LoadedModel:

@@ -580,3 +580,38 @@ def test_open_inference_protocol_with_tritonclient(deployed: Client, store_setti
         client.close()
     finally:
         assert server.stop() == 0
+
+
+def test_numeric_models_predict_on_a_bare_block_only_when_it_agrees(store_settings: Settings) -> None:
+    """A scikit-learn model fitted on float columns predicts on an array in its fitted column order (past
+    scikit-learn's per-call frame checks), with the same answers; a pipeline that selects columns by name
+    keeps predicting on frames."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from stead.serving.runtime import ServedVersion
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(300, 4)), columns=["w", "x", "y", "z"])
+    y = (X["w"] - X["z"] > 0).astype(int)
+    by_name = ColumnTransformer([("s", StandardScaler(), ["z", "w"])])
+    client = Client(settings=store_settings)
+    client.register_model("gbm", GradientBoostingClassifier(n_estimators=10).fit(X, y), input_example=X.head(3))
+    client.register_model("named", make_pipeline(by_name, GradientBoostingClassifier()).fit(X, y), input_example=X)
+    rows = {c: X[c].tolist() for c in ["z", "y", "x", "w"]}  # columns arrive in any order
+
+    served = {}
+    for name in ("gbm", "named"):
+        loaded = client.load_model(f"{name}/1")
+        served[name] = ServedVersion(name, 1, loaded, loaded.signature)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # neither the check nor the warm-up may warn
+            served[name].warm_up({c: v[:1] for c, v in rows.items()})
+            got = served[name].predict(rows)
+        assert got == loaded.predict(X).tolist()
+    assert served["gbm"]._block is not None
+    assert served["named"]._block is None

@@ -22,6 +22,7 @@ import math
 import random
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,6 +210,8 @@ class ServedVersion:
         self._order: list[str] | None = None
         self._index: Any = None
         self._direct: Any = None
+        self._block: Any = None
+        self._candidate: Any = None
         self._fast_path()
 
     def _fast_path(self) -> None:
@@ -229,20 +232,47 @@ class ServedVersion:
         self._index = pd.Index(order, dtype=object)
         direct = getattr(self.loaded, "_predict", None)  # the flavor's function, past LoadedModel's checks
         self._direct = direct if callable(direct) and columns else None
+        block = getattr(self.loaded, "predict_block", None)
+        self._candidate = block if callable(block) and columns else None  # taken once _check_block agrees
 
     def predict(self, columns: Mapping[str, list[Any]]) -> list[Any]:
         import numpy as np
 
         if self._order is not None:
-            import pandas as pd
-
             block = np.array([columns[name] for name in self._order], dtype=np.float64).T  # None -> NaN
-            frame = pd.DataFrame(block, columns=self._index, copy=False)
-            out = self._direct(frame) if self._direct is not None else self.loaded.predict(frame)
+            out = self._block(block) if self._block is not None else self._predict_frame(block)
         else:
             out = self.loaded.predict(_frame(columns, self.signature))
         result: list[Any] = np.asarray(out).tolist()
         return result
+
+    def _predict_frame(self, block: Any) -> Any:
+        import pandas as pd
+
+        frame = pd.DataFrame(block, columns=self._index, copy=False)
+        return self._direct(frame) if self._direct is not None else self.loaded.predict(frame)
+
+    def _check_block(self, columns: Mapping[str, list[Any]]) -> None:
+        """Keep the block path (the model's own predict on a bare array, past its frame checks) only when it
+        answers this real row exactly as the frame path does; a model that selects columns by name fails or
+        differs here, and predicts on frames from then on."""
+        if self._candidate is None or self._order is None:
+            return
+        import numpy as np
+
+        block = np.array([columns[name] for name in self._order], dtype=np.float64).T
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                same = np.array_equal(np.asarray(self._candidate(block)), np.asarray(self._predict_frame(block)))
+        except Exception:
+            same = False
+        if not same:
+            log.info("%s: predicts on frames (its predict on a bare array differs)", self.label)
+            return
+        self._block = self._candidate
+        # Only the serving process takes this path, so this filter never hides the warning from a user's script.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
     def warm_up(self, sample: Mapping[str, list[Any]] | None = None) -> None:
         """Predict once before taking traffic: on ``sample`` (a real input of the deployment, which must
@@ -250,12 +280,15 @@ class ServedVersion:
         logged (a strict encoder may refuse made-up values that no real request sends)."""
         names = [str(c["name"]) for c in self.signature.get("inputs") or []]
         if sample is not None and names and set(sample) == set(names):
-            self.predict({k: list(v[:1]) for k, v in sample.items()})
+            row = {k: list(v[:1]) for k, v in sample.items()}
+            self._check_block(row)
+            self.predict(row)
             return
         columns = _warmup_row(self.signature)
         if not columns:
             return
         try:
+            self._check_block(columns)
             self.predict(columns)
         except Exception as exc:
             log.warning(
