@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +57,9 @@ def policy_yaml(min_requests: int, cooldown: str) -> str:
     return text.replace("cooldown: 20s", f"cooldown: {cooldown}")
 
 
-def scenario(name: str, total: int, rate: float | None, project_yaml: str) -> dict[str, float | int | None]:
+def scenario(
+    name: str, total: int, rate: float | None, project_yaml: str, say: Any = None
+) -> dict[str, float | int | None]:
     width = 0 if name == "abrupt" else 3_000
     folder = Path(tempfile.mkdtemp(prefix=f"stead-loop-{name}-"))
     start = time.monotonic()
@@ -64,6 +68,7 @@ def scenario(name: str, total: int, rate: float | None, project_yaml: str) -> di
         LoopConfig(
             total=total, drift_at=DRIFT_AT, width=width, after_recovery=None, rate=rate, project_yaml=project_yaml
         ),
+        say=say,
     )
     elapsed = time.monotonic() - start
     stream = result.stream
@@ -110,12 +115,14 @@ def main() -> None:
     )
     parser.add_argument("--min-requests", type=int, default=25, help="the canary analysis' sample size (demo: 25)")
     parser.add_argument("--cooldown", default="20s", help="the retrain cooldown (demo: 20s)")
+    parser.add_argument("--timeline", action="store_true", help="print the loop's timeline as it runs")
     args = parser.parse_args()
+    say = (lambda line: print(re.sub(r"\[/?bold\]", "", line), flush=True)) if args.timeline else None
     rate = args.rate or None
     project_yaml = policy_yaml(args.min_requests, args.cooldown)
     print(f"policy: canary min_requests {args.min_requests}, retrain cooldown {args.cooldown}")
     print(f"stream: {args.total:,} customers at {'full speed' if rate is None else f'{rate:g} customers/s'}")
-    results = {name: scenario(name, args.total, rate, project_yaml) for name in args.scenarios.split(",")}
+    results = {name: scenario(name, args.total, rate, project_yaml, say) for name in args.scenarios.split(",")}
     print()
     print(
         f"{'scenario':10} {'delay':>7} {'false':>6} {'to 100%':>8} {'failed':>7} {'stead':>7} {'never':>7} "

@@ -101,6 +101,28 @@ def test_a_second_approved_version_starts_a_canary(client: Client, tmp_path: Pat
     assert routes[(2, "canary")] == pytest.approx(0.1)
 
 
+def test_a_failing_champion_takes_the_rollout_when_failing_steps(client: Client, tmp_path: Path) -> None:
+    """With an open performance alert on the deployment, the next candidate's canary starts at the first of
+    ``rollout_when_failing``; a drift alert alone (inputs, not quality) keeps the usual steps."""
+    yaml_file = _project(tmp_path)
+    yaml_file.write_text(YAML.format(fn="train") + "      rollout_when_failing: [50, 100]\n")
+    project = load_project(yaml_file)
+    run_pipeline(client.store, project, "churn")
+    client.store.open_alert("churn-api", "drift_share")
+    second = run_pipeline(client.store, project, "churn", params={"C": 2.0})
+    routes = {(r.version, r.kind): r.weight for r in client.get_deployment("churn-api").routes}
+    assert routes[(2, "canary")] == pytest.approx(0.1)
+    assert second.rollout is not None and "steps 10, 50, 100)" in second.rollout
+
+    alert = client.store.open_alert("churn-api", "performance:roc_auc")
+    third = run_pipeline(client.store, project, "churn", params={"C": 3.0})
+    routes = {(r.version, r.kind): r.weight for r in client.get_deployment("churn-api").routes}
+    assert routes[(3, "canary")] == pytest.approx(0.5)
+    assert third.rollout is not None and f"steps 50, 100; the champion fails its floor (alert {alert.id}" in third.rollout
+    (rollout,) = client.store.list_rollouts("churn-api", status="running")
+    assert [int(s) for s in rollout["steps"]] == [50, 100] and int(rollout["candidate"]) == 3
+
+
 def test_stead_run_exit_codes_and_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

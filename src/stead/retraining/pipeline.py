@@ -347,12 +347,22 @@ def _start_rollout(
         current = deployments.get_deployment(store, name)
     except NotFoundError:
         current = None
-    if champion is None or current is None or list(policy.rollout) == [100]:
-        deployments.deploy(store, f"{model}/{version}", name, reason=f"pipeline: {model}/{version} approved")
+    steps, failing = list(policy.rollout), ""
+    if champion is not None and current is not None and policy.rollout_when_failing is not None:
+        from stead.retraining.triggers import PERFORMANCE_RULES
+
+        alerts = [a for a in store.list_alerts(open_only=True, deployment=name) if a.rule.startswith(PERFORMANCE_RULES)]
+        if alerts:
+            steps = list(policy.rollout_when_failing)
+            first = min(alerts, key=lambda a: a.id)
+            failing = f"; the champion fails its floor (alert {first.id}, {first.rule}): rollout_when_failing"
+    if champion is None or current is None or steps == [100]:
+        deployments.deploy(
+            store, f"{model}/{version}", name, reason=f"pipeline: {model}/{version} approved{failing}"[:500]
+        )
         registry.set_alias(store, model, "champion", version, reason="approved by the pipeline's gates")
         registry.set_state(store, model, version, "serving", "deployed at 100% by the pipeline")
-        return f"deployed {model}/{version} to {name} at 100% and made it champion"
-    steps = list(policy.rollout)
+        return f"deployed {model}/{version} to {name} at 100% and made it champion{failing}"
     superseded = ""
     for running in store.list_rollouts(name, status="running"):
         # A newer approved candidate replaces a canary still being judged: the old one stays approved.
@@ -365,8 +375,10 @@ def _start_rollout(
         store.update_rollout(running["id"], status="aborted")
         superseded = f" (superseding the rollout of {model}/{running['candidate']})"
     rollout = store.create_rollout(name, model, version, champion.version, steps, pipeline_id)
-    deployments.deploy(store, f"{model}/{version}", name, canary=float(steps[0]), reason="pipeline: canary start")
+    deployments.deploy(
+        store, f"{model}/{version}", name, canary=float(steps[0]), reason=f"pipeline: canary start{failing}"[:500]
+    )
     return (
         f"canary {model}/{version} at {steps[0]}% on {name}{superseded} (rollout {rollout['id'][:12]}: steps "
-        f"{', '.join(map(str, steps))}); the controller advances it, or: stead promote {name}"
+        f"{', '.join(map(str, steps))}{failing}); the controller advances it, or: stead promote {name}"
     )

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 __all__ = [
+    "PERFORMANCE_RULES",
     "Decision",
     "DriftAlert",
     "Manual",
@@ -33,6 +34,10 @@ __all__ = [
     "decide",
     "triggers_from_spec",
 ]
+
+
+#: Prefixes of the monitor rules on a model's own quality (realized or estimated), not on its inputs.
+PERFORMANCE_RULES = ("performance", "estimated")
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class PerformanceAlert:
     kind: str = "performance"
 
     def check(self, state: TriggerState) -> Decision:
-        return _alert_decision(self.kind, ("performance", "estimated"), state)
+        return _alert_decision(self.kind, PERFORMANCE_RULES, state)
 
 
 @dataclass(frozen=True)
