@@ -51,10 +51,13 @@ def _train(frame):  # type: ignore[no-untyped-def]
     return module.train(Ctx)
 
 
-def policy_yaml(min_requests: int, cooldown: str) -> str:
-    """The demo's stead.yaml with another canary sample size and retrain cooldown."""
-    text = STEAD_YAML.replace("min_requests: 25", f"min_requests: {min_requests}")
-    return text.replace("cooldown: 20s", f"cooldown: {cooldown}")
+def policy_yaml(min_requests: int | None, cooldown: str | None, base: str = STEAD_YAML) -> str:
+    """The demo's stead.yaml (or ``base``), with another canary sample size or retrain cooldown when given."""
+    if min_requests is not None:
+        base = re.sub(r"min_requests: \d+", f"min_requests: {min_requests}", base)
+    if cooldown is not None:
+        base = re.sub(r"cooldown: \w+", f"cooldown: {cooldown}", base)
+    return base
 
 
 def scenario(
@@ -113,14 +116,19 @@ def main() -> None:
         default=200.0,
         help="customers per second (0: as fast as the server answers, as stead demo does)",
     )
-    parser.add_argument("--min-requests", type=int, default=25, help="the canary analysis' sample size (demo: 25)")
-    parser.add_argument("--cooldown", default="20s", help="the retrain cooldown (demo: 20s)")
+    parser.add_argument("--min-requests", type=int, help="the canary analysis' sample size (default: the demo's)")
+    parser.add_argument("--cooldown", help="the retrain cooldown (default: the demo's)")
+    parser.add_argument("--project", type=Path, help="a stead.yaml to run instead of the demo's")
     parser.add_argument("--timeline", action="store_true", help="print the loop's timeline as it runs")
     args = parser.parse_args()
     say = (lambda line: print(re.sub(r"\[/?bold\]", "", line), flush=True)) if args.timeline else None
     rate = args.rate or None
-    project_yaml = policy_yaml(args.min_requests, args.cooldown)
-    print(f"policy: canary min_requests {args.min_requests}, retrain cooldown {args.cooldown}")
+    base = args.project.read_text() if args.project else STEAD_YAML
+    project_yaml = policy_yaml(args.min_requests, args.cooldown, base)
+    policy = [
+        line.strip() for line in project_yaml.splitlines() if re.match(r"\s+(rollout|analysis|cooldown|after)", line)
+    ]
+    print("policy: " + "; ".join(policy))
     print(f"stream: {args.total:,} customers at {'full speed' if rate is None else f'{rate:g} customers/s'}")
     results = {name: scenario(name, args.total, rate, project_yaml, say) for name in args.scenarios.split(",")}
     print()

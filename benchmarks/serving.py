@@ -396,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(cost {100 * (1 - canary / single):4.1f}%)  logged predictions/s with 100-row requests "
             f"{rows100 * 100:,.0f}"
         )
-    (folder / "results.json").write_text(json.dumps({"inproc_ms": [inproc_df, inproc_np, inproc_1000], "runs": results}))
+    (folder / "results.json").write_text(
+        json.dumps({"inproc_ms": [inproc_df, inproc_np, inproc_1000], "runs": results})
+    )
     return 0
 
 

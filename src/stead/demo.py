@@ -77,14 +77,16 @@ models:
     deploy:
       deployment: churn-api
       rollout: [10, 50, 100]
-      analysis: {min_requests: 25, max_error_rate: 0.01, max_metric_drop: 0.05}
+      rollout_when_failing: [50, 100]  # when the champion has crossed its own accuracy floor
+      analysis: {min_requests: 10, max_error_rate: 0.01, max_metric_drop: 0.05}
     monitor:
       window: 400
       drift: {threshold: 0.3}
       performance: {metric: accuracy, min: 0.6}
     retrain:
       on: [drift, performance]       # drift fires first; once late labels show the accuracy drop, retrain again
-      cooldown: 20s
+      cooldown: 5s
+      after_alert: {min_labels: 150, data: feedback}   # train on labelled traffic served since the alert
 """
 
 

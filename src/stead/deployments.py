@@ -33,6 +33,7 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "deploy",
     "get_deployment",
+    "labelled_predictions",
     "list_deployments",
     "plan_routes",
     "promote",
@@ -305,3 +306,20 @@ def read_predictions(
         ),
     )
     return frame  # type: ignore[no-any-return]
+
+
+def labelled_predictions(store: SqlStore, deployment: str, since: float, target: str) -> pd.DataFrame:
+    """The predictions ``deployment`` served since ``since`` (seconds) that have a label, as training rows:
+    one column per logged input and ``target`` holding the label; shadow copies are left out (their primary
+    row is there), oldest first."""
+    frame = read_predictions(store, deployment, since=since)
+    frame = frame[(frame["route"] != "shadow") & frame["label"].notna()]
+    inputs = [c for c in frame.columns if c.startswith("inputs.")]
+    rows = frame[inputs].rename(columns=lambda c: c[len("inputs.") :]).reset_index(drop=True)
+    if target in rows.columns:
+        raise ValidationError(
+            f"the deployment {deployment!r} logs an input named {target!r}, the model's target",
+            hint="a target cannot also be an input; rename one of them",
+        )
+    rows[target] = frame["label"].to_numpy()
+    return rows.infer_objects()

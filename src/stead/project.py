@@ -503,12 +503,26 @@ def _manual_only() -> list[Trigger]:
     return ["manual"]
 
 
+class AfterAlertSpec(_Spec):
+    """Fresh data for a retrain that a drift or performance alert fires.
+
+    The retrain waits until the deployment has logged ``min_labels`` labelled predictions served after the
+    alert opened (labels come late): a model trained at once would learn the world that just ended. With
+    ``data: feedback`` it then trains and is gated on those predictions (their logged inputs, their labels);
+    with ``data: source`` on the model's ``data`` as usual, for a source that holds the new rows by then.
+    """
+
+    min_labels: int = Field(default=200, ge=1)
+    data: Literal["feedback", "source"] = "feedback"
+
+
 class RetrainSpec(_Spec):
     """When to retrain: a cron ``schedule``, the triggers in ``on``, at most once per ``cooldown``."""
 
     schedule: Cron | None = None
     on: list[Trigger] = Field(default_factory=_manual_only)
     cooldown: Duration = "1h"
+    after_alert: AfterAlertSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RetrainSpec:
@@ -1061,4 +1075,7 @@ models:                              # one entry per model; the key is the regis
       schedule: "0 3 * * 1"          # cron (minute hour day-of-month month day-of-week): Mondays at 03:00
       on: [drift, performance, new_data]   # triggers besides the schedule: drift, performance, new_data, manual
       cooldown: 6h                   # at least this long between two retraining runs (s, m, h, d, w)
+      after_alert:                   # a drift or performance alert's retrain waits for data from after it:
+        min_labels: 200              #   labelled predictions served since the alert opened (off when left out)
+        data: feedback               #   then trains on them (feedback), or on the model's data: (source)
 """

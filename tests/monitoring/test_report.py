@@ -171,33 +171,20 @@ def _customers(rng: np.random.Generator, n: int, age_shift: float = 0.0) -> pd.D
 def log_predictions(
     client: Client, deployment: str, frame: pd.DataFrame, model: object, start: float, sequence: int, labelled: float
 ) -> list[str]:
-    """Write one prediction-log segment (the serving log's Parquet shape) and feedback for a share of its rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Write one prediction-log segment of ``model``'s answers on ``frame`` and feedback for a share of its rows."""
+    from _predlog import log_segment
 
-    n = len(frame)
-    ids = [f"{sequence:04d}-{i:06d}" for i in range(n)]
-    times = start + np.arange(n) * 10.0
-    table = {
-        "request_id": ids,
-        "row": [0] * n,
-        "time": times,
-        "model": ["churn"] * n,
-        "version": [1] * n,
-        "route": ["primary"] * n,
-        "latency_ms": [1.5] * n,
-        **{f"inputs.{f}": frame[f].to_numpy() for f in NUMERIC},
-        "outputs.predictions": model.predict(frame[NUMERIC]),  # type: ignore[attr-defined]
-    }
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table(table), sink)
-    digest = client.store.artifacts.put_bytes(sink.getvalue().to_pybytes())
-    client.store.add_prediction_segment(deployment, digest, n, float(times[0]), float(times[-1]), "test", sequence)
-    chosen = np.random.default_rng(sequence).random(n) < labelled
-    client.store.record_feedback(
-        deployment, {rid: int(y) for rid, y, keep in zip(ids, frame["churned"], chosen, strict=True) if keep}
+    predictions = model.predict(frame[NUMERIC])  # type: ignore[attr-defined]
+    return log_segment(
+        client,
+        deployment,
+        frame[NUMERIC],
+        predictions,
+        frame["churned"],
+        start=start,
+        sequence=sequence,
+        labelled=labelled,
     )
-    return ids
 
 
 def deployed(client: Client, seed: int = 0) -> tuple[object, np.random.Generator]:

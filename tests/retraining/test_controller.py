@@ -202,3 +202,45 @@ def test_a_script_without_a_main_guard_is_not_re_run_by_a_pipeline(client: Clien
     assert done.returncode == 0, done.stderr
     assert "the data changed" in done.stdout and ("approved" in done.stdout or "rejected" in done.stdout)
     assert (project.parent / "starts.txt").read_text() == "start\n"  # the pipeline did not run the script again
+
+
+def test_an_alert_retrain_waits_for_labels_after_the_alert_and_trains_on_them(client: Client, project: Path) -> None:
+    """``retrain.after_alert``: a drift alert fires its retrain only once ``min_labels`` predictions served
+    after it opened have labels, and the pipeline trains and is gated on those predictions, not on the
+    data source (which still holds the world before the alert)."""
+    from _predlog import log_segment
+
+    project.write_text(
+        YAML.format(on="drift").replace("cooldown: 1h", "cooldown: 1h\n      after_alert: {min_labels: 60}")
+    )
+    assert run_pipeline(client.store, load_project(project), "churn").approved
+    model = client.load_model("churn/1")
+    rng = np.random.default_rng(5)
+    opened = time.time() - 1_000
+    alert = client.store.open_alert("churn-api", "drift_share", at=opened)
+
+    def serve(n: int, start: float, sequence: int) -> None:
+        x = pd.DataFrame({"a": rng.normal(2.0, 1.0, size=n), "b": rng.normal(size=n)})  # a drifted (the monitor
+        y = (x["b"] > 0).astype(int)  # keeps the alert open), and the label follows b now, not a
+        log_segment(client, "churn-api", x, model.predict(x), y, start=start, sequence=sequence, spacing=1.0)
+
+    serve(80, opened - 200, 1)  # before the alert: labelled, but not counted
+    serve(40, opened + 10, 2)
+    ctl = Controller(client.store, project, holder="c", run_pipelines_inline=True)
+    ctl.tick()
+    assert [p["trigger"] for p in client.store.list_pipeline_runs("churn")] == ["manual"]
+    serve(40, opened + 100, 3)
+    ctl.tick()
+    runs = client.store.list_pipeline_runs("churn")
+    assert [p["trigger"] for p in runs] == ["drift", "manual"]
+    retrain = runs[0]
+    assert retrain["key"] == f"alert:{alert.id}" and retrain["cause"]["since"] == pytest.approx(opened)
+    load = next(s for s in retrain["steps"] if s["name"] == "load")
+    assert load["detail"].startswith("80 rows x 3 columns")
+    assert f"labelled predictions served on churn-api since alert {alert.id} opened" in load["detail"]
+    run = client.get_run(retrain["run_id"])
+    assert "stead.data_hash" not in run.tags and "stead.feedback_hash" in run.tags
+    trained = next(u for u in run.inputs if u.role == "train")
+    assert client.store.get_dataset(trained.dataset_id).rows == 64  # 80 minus the 20% holdout
+    ctl.tick()  # the alert fired once
+    assert len(client.store.list_pipeline_runs("churn")) == 2

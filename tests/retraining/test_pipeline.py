@@ -118,7 +118,8 @@ def test_a_failing_champion_takes_the_rollout_when_failing_steps(client: Client,
     third = run_pipeline(client.store, project, "churn", params={"C": 3.0})
     routes = {(r.version, r.kind): r.weight for r in client.get_deployment("churn-api").routes}
     assert routes[(3, "canary")] == pytest.approx(0.5)
-    assert third.rollout is not None and f"steps 50, 100; the champion fails its floor (alert {alert.id}" in third.rollout
+    assert third.rollout is not None
+    assert f"steps 50, 100; the champion fails its floor (alert {alert.id}" in third.rollout
     (rollout,) = client.store.list_rollouts("churn-api", status="running")
     assert [int(s) for s in rollout["steps"]] == [50, 100] and int(rollout["candidate"]) == 3
 

@@ -354,7 +354,10 @@ class Controller:
         alerts: list[dict[str, Any]] = []
         if spec.deploy is not None and hasattr(self.store, "list_alerts"):
             found: list[Any] = self.store.list_alerts(open_only=True, deployment=spec.deploy.deployment)
-            alerts = [{"id": getattr(a, "id", None), "rule": getattr(a, "rule", "")} for a in found]
+            alerts = [{"id": a.id, "rule": a.rule, "opened_at": a.opened_at.timestamp()} for a in found]
+        fired = frozenset(p["key"] for p in recent if p.get("key"))
+        after = retrain.after_alert
+        labels_after = self._labels_after(spec, alerts, fired) if after is not None else {}
         fingerprint = trained = None
         if any(t.kind == "new_data" for t in triggers):
             from stead.datasets import content_hash
@@ -364,9 +367,10 @@ class Controller:
                 fingerprint = content_hash(load_data(spec, project.root))
             except SteadError:
                 fingerprint = None
-            done = [p for p in recent if p.get("run_id")]
-            if done:
-                trained = self.store.get_run(done[0]["run_id"]).tags.get("stead.data_hash")
+            for done in (p for p in recent if p.get("run_id")):  # the latest run that trained on the source
+                trained = self.store.get_run(done["run_id"]).tags.get("stead.data_hash")
+                if trained is not None:
+                    break
         state = TriggerState(
             now=now,
             last_checked=self.last_checked.get(name),
@@ -374,7 +378,9 @@ class Controller:
             alerts=alerts,
             data_fingerprint=fingerprint,
             trained_fingerprint=trained,
-            fired=frozenset(p["key"] for p in recent if p.get("key")),
+            fired=fired,
+            min_labels=None if after is None else after.min_labels,
+            labels_after=labels_after,
         )
         self.last_checked[name] = now
         decision = decide(triggers, state, spec.retrain.cooldown_seconds)
@@ -387,6 +393,21 @@ class Controller:
             return  # this cause already fired (before a restart, say)
         self._say(report, f"{name}: {decision.reason} -> pipeline run {str(started['id'])[:12]}")
         self._launch(name, str(started["id"]), decision.kind, decision.reason, report)
+
+    def _labels_after(self, spec: ModelSpec, alerts: list[dict[str, Any]], fired: frozenset[str]) -> dict[int, int]:
+        """Labelled predictions served since each open alert that could fire a retrain opened (only while it
+        waits for them: a fired alert is not counted again)."""
+        from stead.deployments import labelled_predictions
+        from stead.retraining.triggers import DRIFT_RULES, PERFORMANCE_RULES
+
+        assert spec.deploy is not None
+        counts: dict[int, int] = {}
+        for alert in alerts:
+            if f"alert:{alert['id']}" in fired or not alert["rule"].startswith(DRIFT_RULES + PERFORMANCE_RULES):
+                continue
+            rows = labelled_predictions(self.store, spec.deploy.deployment, alert["opened_at"], spec.target)
+            counts[int(alert["id"])] = len(rows)
+        return counts
 
     def _resume(self, project: Project, name: str, report: TickReport) -> None:
         """Pipeline runs left RUNNING by a controller that died: start again, or close them honestly."""

@@ -42,10 +42,15 @@ __all__ = ["LocalExecutor", "Outcome", "PipelineProcess", "RayExecutor", "WarmSt
 # What the fork server imports once; a module that is not installed is skipped.
 PRELOAD = (
     "stead.retraining.pipeline",
+    "stead.store.sql",  # SQLAlchemy: a quarter of a second
+    "stead.project",
     "stead.registry",
     "stead.tracking",
     "stead.datasets",
+    "stead.deployments",
+    "stead.environment",
     "stead.flavors",
+    "stead.monitoring.performance",
     "pandas",
     "pyarrow.parquet",
     "sklearn.base",

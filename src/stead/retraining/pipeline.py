@@ -122,6 +122,28 @@ def load_data(spec: ModelSpec, root: Path) -> pd.DataFrame:
     return to_frame(path)
 
 
+def _training_data(
+    store: SqlStore, spec: ModelSpec, root: Path, trigger: str, cause: Mapping[str, Any]
+) -> tuple[pd.DataFrame, str]:
+    """The rows to train and gate on, and how they were chosen ("" for the model's data source): for a retrain
+    that an alert fired under ``retrain.after_alert: {data: feedback}``, the labelled predictions the deployment
+    served since the alert opened."""
+    after = spec.retrain.after_alert
+    since = cause.get("since")
+    if after is None or after.data != "feedback" or trigger == "manual" or since is None or spec.deploy is None:
+        return load_data(spec, root), ""
+    from stead.deployments import labelled_predictions
+
+    data = labelled_predictions(store, spec.deploy.deployment, float(since), spec.target)
+    if len(data) < 2:
+        raise ValidationError(
+            f"retrain.after_alert: only {len(data)} labelled predictions on {spec.deploy.deployment} since alert "
+            f"{cause.get('alert_id')} opened, too few to train on",
+            hint="raise retrain.after_alert.min_labels, or send feedback for the served predictions",
+        )
+    return data, f"; labelled predictions served on {spec.deploy.deployment} since alert {cause.get('alert_id')} opened"
+
+
 def _task(spec: ModelSpec, y: pd.Series[Any]) -> str:
     if spec.task:
         return str(spec.task)
@@ -211,6 +233,7 @@ def run_pipeline(
                 hint="a pipeline run is continued only before it registers a version",
             )
         started = {"id": pipeline_id, "created": True}
+        cause = cause if cause is not None else existing_run.get("cause")
     else:
         started = store.create_pipeline_run(model, trigger, reason, key, cause)
     pid = str(started["id"])
@@ -230,21 +253,23 @@ def run_pipeline(
     try:
         all_params = dict(params or {})
         seed = int(all_params.pop("seed", DEFAULT_SEED))
-        data = load_data(spec, project.root)
+        data, source = _training_data(store, spec, project.root, trigger, cause or {})
         if spec.target not in data.columns:
             raise ValidationError(
                 f"models.{model}.target: column {spec.target!r} is not in the data",
                 hint=f"the data has: {', '.join(map(str, data.columns[:20]))}",
             )
         fingerprint = content_hash(data)
-        step("load", f"{len(data)} rows x {data.shape[1]} columns (content {fingerprint[:12]})")
+        step("load", f"{len(data)} rows x {data.shape[1]} columns (content {fingerprint[:12]}){source}")
         step_name = "split"
         train, holdout = _split(data, spec.holdout, seed)
         task = _task(spec, data[spec.target])
         step("split", f"{len(train)} training rows, {len(holdout)} holdout rows (seed {seed}), task {task}")
         features = [c for c in data.columns if c != spec.target]
         X_hold, y_hold = holdout[features], holdout[spec.target]
-        tags = {"stead.pipeline": pid, "stead.trigger": trigger, "stead.data_hash": fingerprint}
+        tags = {"stead.pipeline": pid, "stead.trigger": trigger}
+        # stead.data_hash is the source's fingerprint, which the new-data trigger compares with the source now
+        tags["stead.data_hash" if not source else "stead.feedback_hash"] = fingerprint
         if reason:
             tags["stead.reason"] = reason
         step_name = "train"

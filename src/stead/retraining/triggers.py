@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 __all__ = [
+    "DRIFT_RULES",
     "PERFORMANCE_RULES",
     "Decision",
     "DriftAlert",
@@ -38,6 +39,8 @@ __all__ = [
 
 #: Prefixes of the monitor rules on a model's own quality (realized or estimated), not on its inputs.
 PERFORMANCE_RULES = ("performance", "estimated")
+#: Prefixes of the monitor rules that fire the drift trigger (the share of drifted features).
+DRIFT_RULES = ("drift",)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ class TriggerState:
     ``alerts`` are the open alerts of the deployment the model serves (dicts with ``id`` and ``rule``);
     ``data_fingerprint`` is the content hash of the model's data source now and ``trained_fingerprint``
     the one its latest pipeline run trained on; ``manual`` lists pending manual request ids; ``fired`` holds the
-    idempotency keys of causes that already fired, so a trigger looks past them to a new cause.
+    idempotency keys of causes that already fired, so a trigger looks past them to a new cause. With
+    ``min_labels`` (``retrain.after_alert``) an alert trigger waits until ``labels_after[alert id]``, the
+    labelled predictions served since that alert opened, reaches it.
     """
 
     now: datetime
@@ -58,6 +63,8 @@ class TriggerState:
     trained_fingerprint: str | None = None
     manual: Sequence[str] = ()
     fired: frozenset[str] = frozenset()
+    min_labels: int | None = None
+    labels_after: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,12 +117,24 @@ def _alert_decision(kind: str, prefixes: tuple[str, ...], state: TriggerState) -
     if not matching:
         return Decision(False, kind, reason=f"no open {kind} alert")
     alert = min(matching, key=lambda a: int(a["id"]))
+    cause = {"alert_id": alert["id"], "rule": alert["rule"]}
+    if alert.get("opened_at") is not None:
+        cause["since"] = alert["opened_at"]
+    if state.min_labels is not None:
+        have = int(state.labels_after.get(int(alert["id"]), 0))
+        if have < state.min_labels:
+            return Decision(
+                False,
+                kind,
+                reason=f"alert {alert['id']} ({alert['rule']}) is open; waiting for labelled predictions served "
+                f"since it opened: {have} of {state.min_labels}",
+            )
     return Decision(
         True,
         kind,
         key=f"alert:{alert['id']}",
         reason=f"alert {alert['id']} ({alert['rule']}) is open",
-        cause={"alert_id": alert["id"], "rule": alert["rule"]},
+        cause=cause,
     )
 
 
@@ -132,7 +151,7 @@ class DriftAlert:
     kind: str = "drift"
 
     def check(self, state: TriggerState) -> Decision:
-        return _alert_decision(self.kind, ("drift",), state)
+        return _alert_decision(self.kind, DRIFT_RULES, state)
 
 
 @dataclass(frozen=True)

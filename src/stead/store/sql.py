@@ -839,12 +839,15 @@ class SqlStore:
             "started_at": r.started_at,
             "ended_at": r.ended_at,
             "error": r.error,
+            "cause": dict(getattr(r, "cause", None) or {}),
         }
 
     @staticmethod
     def _pipelines_select() -> Any:
         tf = s.trigger_firings
-        return select(s.pipeline_runs, tf.c.idempotency_key).outerjoin(tf, tf.c.pipeline_run_id == s.pipeline_runs.c.id)
+        return select(s.pipeline_runs, tf.c.idempotency_key, tf.c.cause).outerjoin(
+            tf, tf.c.pipeline_run_id == s.pipeline_runs.c.id
+        )
 
     def get_pipeline_run(self, pipeline_id: str) -> dict[str, Any]:
         def read(conn: Connection) -> dict[str, Any]:
