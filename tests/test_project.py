@@ -354,3 +354,28 @@ def test_hostile_yaml_is_refused_cleanly() -> None:
     assert validate_text("project: &x [*x]\n") == ["project: expected a string, got a list (line 1)"]
     deep = "project: x\nmodels: " + "[" * 5000 + "]" * 5000 + "\n"
     assert validate_text(deep) == ["stead.yaml: expected YAML of a sensible depth, got nesting too deep to read"]
+
+
+def test_after_alert_and_rollout_when_failing() -> None:
+    spec = parse_project(
+        with_model_lines(
+            "deploy: {deployment: churn-api, rollout: [10, 50, 100], rollout_when_failing: [50, 100]}",
+            "retrain: {on: [drift], after_alert: {min_labels: 150}}",
+        )
+    ).model("churn")
+    assert spec.deploy is not None and spec.deploy.rollout_when_failing == [50, 100]
+    assert spec.retrain.after_alert is not None
+    assert (spec.retrain.after_alert.min_labels, spec.retrain.after_alert.data) == (150, "feedback")
+    assert parse_project(MINIMAL).model("churn").retrain.after_alert is None
+    problems = validate_text(
+        with_model_lines(
+            "deploy: {deployment: churn-api, rollout_when_failing: [50, 20]}",
+            "retrain: {after_alert: {min_labels: 0, data: warehouse}}",
+        )
+    )
+    assert problems == [
+        "models.churn.deploy.rollout_when_failing: expected strictly increasing percent steps, e.g. [10, 50, 100], "
+        "got [50, 20] (line 7)",
+        "models.churn.retrain.after_alert.data: expected 'feedback' or 'source', got 'warehouse' (line 8)",
+        "models.churn.retrain.after_alert.min_labels: expected a number >= 1, got 0 (line 8)",
+    ]
