@@ -126,7 +126,9 @@ def main() -> None:
     base = args.project.read_text() if args.project else STEAD_YAML
     project_yaml = policy_yaml(args.min_requests, args.cooldown, base)
     policy = [
-        line.strip() for line in project_yaml.splitlines() if re.match(r"\s+(rollout|analysis|cooldown|after)", line)
+        line.split("#")[0].strip()
+        for line in project_yaml.splitlines()
+        if re.match(r"\s+(rollout|analysis|cooldown|after)", line)
     ]
     print("policy: " + "; ".join(policy))
     print(f"stream: {args.total:,} customers at {'full speed' if rate is None else f'{rate:g} customers/s'}")
