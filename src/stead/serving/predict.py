@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -245,6 +246,12 @@ class PredictionService:
             await asyncio.to_thread(self.runtime.sync)
         except Exception:
             log.exception("cannot read the deployments at start; polling will retry")
+        if os.environ.get("STEAD_GC_FREEZE", "1") != "0":
+            # The imports and models loaded so far (pandas, scikit-learn: about a million objects) live as long
+            # as the process; out of the collector's view, a full collection no longer walks them all, which
+            # took tens of milliseconds from whichever request triggered it.
+            gc.collect()
+            gc.freeze()
         self.runtime.start()
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="stead-shadow")
         self._pool = predict_pool()
