@@ -124,6 +124,25 @@ def test_a_failing_champion_takes_the_rollout_when_failing_steps(client: Client,
     assert [int(s) for s in rollout["steps"]] == [50, 100] and int(rollout["candidate"]) == 3
 
 
+def test_a_champion_failing_a_bound_on_the_new_holdout_takes_the_rollout_when_failing_steps(
+    client: Client, tmp_path: Path
+) -> None:
+    """No alert is open, but on today's data the champion fails the absolute gate the candidate passes (the
+    label now follows -a): the canary starts at the first step of ``rollout_when_failing``, saying why."""
+    yaml_file = _project(tmp_path)
+    yaml_file.write_text(YAML.format(fn="train") + "      rollout_when_failing: [50, 100]\n")
+    project = load_project(yaml_file)
+    run_pipeline(client.store, project, "churn")
+    data = pd.read_parquet(tmp_path / "data.parquet")
+    data["y"] = (data["a"] < 0).astype(int)
+    data.to_parquet(tmp_path / "data.parquet", index=False)
+    second = run_pipeline(client.store, project, "churn")
+    assert second.approved and second.rollout is not None
+    assert "steps 50, 100; the champion fails its floor (champion v1 on this holdout: roc_auc 0." in second.rollout
+    routes = {(r.version, r.kind): r.weight for r in client.get_deployment("churn-api").routes}
+    assert routes[(2, "canary")] == pytest.approx(0.5)
+
+
 def test_stead_run_exit_codes_and_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -219,7 +219,7 @@ def run_pipeline(
     """
     from stead import registry
     from stead.datasets import content_hash, profile, schema
-    from stead.retraining.gates import Evaluation, evaluate_all, gates_from_specs
+    from stead.retraining.gates import Evaluation, MetricBound, evaluate_all, gates_from_specs
     from stead.tracking import start_run
 
     spec = project.model(model)
@@ -314,6 +314,18 @@ def run_pipeline(
                 profile=profile(holdout_features),
             )
             results = evaluate_all(gates, candidate, champion_eval)
+            # The champion held to the same absolute bounds on the same holdout: failing them, it is failing its
+            # floor on today's data (the rollout may then take rollout_when_failing).
+            champion_failing = ""
+            for gate in gates:
+                verdict = (
+                    gate.evaluate(champion_eval, None) if champion_eval and isinstance(gate, MetricBound) else None
+                )
+                if verdict is not None and not verdict.passed:
+                    champion_failing = (
+                        f"champion v{champion.version if champion else '?'} on this holdout: {verdict.reasons}"
+                    )
+                    break
             result.gate_results = [r.to_dict() for r in results]
             result.approved = all(r.passed for r in results)
             failed = [r for r in results if not r.passed]
@@ -329,7 +341,7 @@ def run_pipeline(
         step("register", f"{model}/{version.version} is {state}")
         if result.approved and spec.deploy is not None:
             step_name = "rollout"
-            result.rollout = _start_rollout(store, spec, model, version.version, champion, pid)
+            result.rollout = _start_rollout(store, spec, model, version.version, champion, pid, champion_failing)
             step("rollout", result.rollout)
         store.update_pipeline_run(pid, status="APPROVED" if result.approved else "REJECTED")
         return result
@@ -361,8 +373,17 @@ def _training_profile(store: SqlStore, version: ModelVersion | None) -> dict[str
 
 
 def _start_rollout(
-    store: SqlStore, spec: ModelSpec, model: str, version: int, champion: ModelVersion | None, pipeline_id: str
+    store: SqlStore,
+    spec: ModelSpec,
+    model: str,
+    version: int,
+    champion: ModelVersion | None,
+    pipeline_id: str,
+    champion_failing: str = "",
 ) -> str:
+    """Deploy an approved version by the policy: at 100% when it is the first, else as a canary at the first
+    step of ``rollout``, or of ``rollout_when_failing`` when the champion is failing its floor (an open
+    performance alert on the deployment, or ``champion_failing``: an absolute gate it fails on the holdout)."""
     from stead import deployments, registry
 
     policy = spec.deploy
@@ -377,10 +398,12 @@ def _start_rollout(
         from stead.retraining.triggers import PERFORMANCE_RULES
 
         alerts = [a for a in store.list_alerts(open_only=True, deployment=name) if a.rule.startswith(PERFORMANCE_RULES)]
-        if alerts:
-            steps = list(policy.rollout_when_failing)
+        if alerts and not champion_failing:
             first = min(alerts, key=lambda a: a.id)
-            failing = f"; the champion fails its floor (alert {first.id}, {first.rule}): rollout_when_failing"
+            champion_failing = f"alert {first.id}, {first.rule}"
+        if champion_failing:
+            steps = list(policy.rollout_when_failing)
+            failing = f"; the champion fails its floor ({champion_failing}): rollout_when_failing"
     if champion is None or current is None or steps == [100]:
         deployments.deploy(
             store, f"{model}/{version}", name, reason=f"pipeline: {model}/{version} approved{failing}"[:500]
