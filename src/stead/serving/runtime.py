@@ -33,6 +33,7 @@ from stead.serving.routing import Router
 __all__ = ["DeploymentState", "Runtime", "ServedVersion", "Unavailable", "parse_inputs"]
 
 log = logging.getLogger("stead.serving.runtime")
+QUICK_SECONDS = 0.002
 RETRY_FAILED_AFTER = 30.0
 
 
@@ -212,6 +213,7 @@ class ServedVersion:
         self._direct: Any = None
         self._block: Any = None
         self._candidate: Any = None
+        self.seconds: float | None = None  # a moving average of predict's duration (one-row to batch calls)
         self._fast_path()
 
     def _fast_path(self) -> None:
@@ -235,7 +237,20 @@ class ServedVersion:
         block = getattr(self.loaded, "predict_block", None)
         self._candidate = block if callable(block) and columns else None  # taken once _check_block agrees
 
+    @property
+    def quick(self) -> bool:
+        """Whether this version's recent predictions took under :data:`QUICK_SECONDS` (cheap enough to run
+        in the event loop for a request that is alone)."""
+        return self.seconds is not None and self.seconds < QUICK_SECONDS
+
     def predict(self, columns: Mapping[str, list[Any]]) -> list[Any]:
+        started = time.perf_counter()
+        result = self._predict(columns)
+        elapsed = time.perf_counter() - started
+        self.seconds = elapsed if self.seconds is None else 0.8 * self.seconds + 0.2 * elapsed
+        return result
+
+    def _predict(self, columns: Mapping[str, list[Any]]) -> list[Any]:
         import numpy as np
 
         if self._order is not None:
