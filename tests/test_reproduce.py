@@ -117,3 +117,48 @@ def test_a_pipeline_run_the_controller_started_re_runs_as_a_manual_pipeline() ->
     warm = ["stead", "run", "churn", "--file", "/p/stead.yaml", "--reason", "drift"]
     run = Run(id="r", experiment="e", status="FINISHED", start_time=datetime.now(UTC), env={"argv": warm})
     assert command_of(run) == [sys.executable, "-m", "stead", *warm[1:]]
+
+
+PIPELINE_YAML = """
+project: repro
+models:
+  churn:
+    train: fit.py:train
+    data: data.parquet
+    target: y
+    deploy: {deployment: churn-api, rollout: [10, 100]}
+"""
+
+FIT = """
+from sklearn.linear_model import LogisticRegression
+
+def train(ctx):
+    return LogisticRegression().fit(ctx.X, ctx.y)
+"""
+
+
+def test_a_pipeline_run_reproduces_on_its_recorded_datasets_and_deploys_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The source changed since (a data feed moves on): the reproduction trains and is gated on the train and
+    holdout datasets the run logged, matches its metrics exactly, and registers and deploys nothing."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 2))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] > 0).astype(int)})
+    frame.to_parquet(project / "data.parquet", index=False)
+    (project / "fit.py").write_text(FIT)
+    (project / "stead.yaml").write_text(PIPELINE_YAML)
+    subprocess.run([sys.executable, "-m", "stead", "run", "churn"], cwd=project, check=True, capture_output=True)
+    client = Client()
+    run_id = client.search_runs("churn", max_results=1)[0].id
+    frame.assign(y=1 - frame["y"]).to_parquet(project / "data.parquet", index=False)  # the source moved on
+
+    assert main(["reproduce", run_id]) == 0, capsys.readouterr().err
+    assert [v.version for v in client.list_model_versions("churn")] == [1]
+    assert [(r.version, r.kind) for r in client.get_deployment("churn-api").routes] == [(1, "primary")]
+    latest = client.store.list_pipeline_runs("churn", limit=1)[0]
+    steps = {s["name"]: s["detail"] for s in latest["steps"]}
+    assert steps["load"] == f"the datasets of run {run_id[:12]}, which this run reproduces"
+    assert steps["register"].startswith("none: a reproduction of run")
+    reproduced = client.get_run(latest["run_id"])
+    assert reproduced.metrics == client.get_run(run_id).metrics

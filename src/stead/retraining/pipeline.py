@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -144,6 +145,24 @@ def _training_data(
     return data, f"; labelled predictions served on {spec.deploy.deployment} since alert {cause.get('alert_id')} opened"
 
 
+def _recorded_split(store: SqlStore, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]] | None:
+    """The train and holdout datasets ``run_id`` logged, and its tags; None for a run that logged no such pair
+    (not a pipeline run: it then loads and splits as usual)."""
+    from stead.datasets import load_dataset
+
+    run = store.get_run(run_id)
+    roles = {use.role: use.dataset_id for use in run.inputs}
+    if "train" not in roles or "holdout" not in roles:
+        return None
+    return load_dataset(store, roles["train"]), load_dataset(store, roles["holdout"]), dict(run.tags)
+
+
+def _concat(*frames: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
 def _task(spec: ModelSpec, y: pd.Series[Any]) -> str:
     if spec.task:
         return str(spec.task)
@@ -253,23 +272,33 @@ def run_pipeline(
     try:
         all_params = dict(params or {})
         seed = int(all_params.pop("seed", DEFAULT_SEED))
-        data, source = _training_data(store, spec, project.root, trigger, cause or {})
+        reproducing = os.environ.get("STEAD_REPRODUCE_OF") or None
+        recorded = _recorded_split(store, reproducing) if reproducing else None
+        tags = {"stead.pipeline": pid, "stead.trigger": trigger}
+        if recorded is not None:
+            # `stead reproduce`: the datasets the run trained and was gated on, whatever the source holds now.
+            train, holdout, recorded_tags = recorded
+            data = _concat(train, holdout)
+            tags.update({k: v for k, v in recorded_tags.items() if k in ("stead.data_hash", "stead.feedback_hash")})
+            step("load", f"the datasets of run {str(reproducing)[:12]}, which this run reproduces")
+        else:
+            data, source = _training_data(store, spec, project.root, trigger, cause or {})
+            fingerprint = content_hash(data)
+            step("load", f"{len(data)} rows x {data.shape[1]} columns (content {fingerprint[:12]}){source}")
+            # stead.data_hash is the source's fingerprint, which the new-data trigger compares with the source now
+            tags["stead.data_hash" if not source else "stead.feedback_hash"] = fingerprint
         if spec.target not in data.columns:
             raise ValidationError(
                 f"models.{model}.target: column {spec.target!r} is not in the data",
                 hint=f"the data has: {', '.join(map(str, data.columns[:20]))}",
             )
-        fingerprint = content_hash(data)
-        step("load", f"{len(data)} rows x {data.shape[1]} columns (content {fingerprint[:12]}){source}")
         step_name = "split"
-        train, holdout = _split(data, spec.holdout, seed)
+        if recorded is None:
+            train, holdout = _split(data, spec.holdout, seed)
         task = _task(spec, data[spec.target])
         step("split", f"{len(train)} training rows, {len(holdout)} holdout rows (seed {seed}), task {task}")
         features = [c for c in data.columns if c != spec.target]
         X_hold, y_hold = holdout[features], holdout[spec.target]
-        tags = {"stead.pipeline": pid, "stead.trigger": trigger}
-        # stead.data_hash is the source's fingerprint, which the new-data trigger compares with the source now
-        tags["stead.data_hash" if not source else "stead.feedback_hash"] = fingerprint
         if reason:
             tags["stead.reason"] = reason
         step_name = "train"
@@ -330,6 +359,10 @@ def run_pipeline(
             result.approved = all(r.passed for r in results)
             failed = [r for r in results if not r.passed]
             step("gates", "all passed" if not failed else "; ".join(f"{r.gate}: {r.reasons}" for r in failed))
+            if reproducing:
+                step("register", f"none: a reproduction of run {reproducing[:12]} registers and deploys nothing")
+                store.update_pipeline_run(pid, status="APPROVED" if result.approved else "REJECTED")
+                return result
             step_name = "register"
             version = run.log_model(fitted, name=model, input_example=X_hold.head(5))
         result.version = version.version
