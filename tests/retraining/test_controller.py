@@ -244,3 +244,33 @@ def test_an_alert_retrain_waits_for_labels_after_the_alert_and_trains_on_them(cl
     assert client.store.get_dataset(trained.dataset_id).rows == 64  # 80 minus the 20% holdout
     ctl.tick()  # the alert fired once
     assert len(client.store.list_pipeline_runs("churn")) == 2
+
+
+def test_an_invalid_stead_yaml_is_reported_once_and_the_loop_goes_on(client: Client, project: Path) -> None:
+    """`stead serve` runs the controller in a thread: a stead.yaml edited into an invalid state is said once,
+    naming the field, and the loop picks the file up again once it is fixed (it used to end the thread)."""
+    import threading
+
+    good = project.read_text()
+    project.write_text(good.replace("cooldown: 1h", "cooldown: 1h\n      after_alert: {min_labels: 0}"))
+    said: list[str] = []
+    ctl = Controller(client.store, project, holder="c", echo=said.append, run_pipelines_inline=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=ctl.run, kwargs={"interval": 0.05, "stop": stop})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # several more ticks fail the same way: said once
+        assert said == [
+            "error: models.churn.retrain.after_alert.min_labels: expected a number >= 1, got 0 (line 18); "
+            "the controller tries again every 0.05 s"
+        ]
+        project.write_text(good)
+        while len(said) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert said[1:] == ["the controller is running again"] and thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=10)

@@ -168,10 +168,21 @@ class Controller:
         """Tick every ``interval`` seconds until ``stop`` is set; say once when another controller holds the lease."""
         stop = stop or threading.Event()
         waiting_for: str | None = None
+        failing: str | None = None
         self.warm()
         try:
             while not stop.is_set():
-                report = self.tick()
+                try:
+                    report = self.tick()
+                except SteadError as exc:  # e.g. a stead.yaml edited into an invalid state: say so once, retry
+                    if exc.message != failing:
+                        self.echo(f"error: {exc.message}; the controller tries again every {interval:g} s")
+                        failing = exc.message
+                    stop.wait(interval)
+                    continue
+                if failing is not None:
+                    self.echo("the controller is running again")
+                    failing = None
                 if not report.held and report.holder != waiting_for:
                     self.echo(f"another controller holds the lease ({report.holder}); waiting")
                     waiting_for = report.holder
