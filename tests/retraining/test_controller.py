@@ -267,7 +267,9 @@ def test_an_invalid_stead_yaml_is_reported_once_and_the_loop_goes_on(client: Cli
             "error: models.churn.retrain.after_alert.min_labels: expected a number >= 1, got 0 (line 18); "
             "the controller tries again every 0.05 s"
         ]
-        project.write_text(good)
+        fixed = project.with_suffix(".fixed")
+        fixed.write_text(good)
+        fixed.replace(project)  # at once, as an editor saves (a write in place can be read half-done)
         while len(said) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert said[1:] == ["the controller is running again"] and thread.is_alive()
