@@ -33,6 +33,7 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "deploy",
     "get_deployment",
+    "labelled_counts",
     "labelled_predictions",
     "list_deployments",
     "plan_routes",
@@ -308,12 +309,15 @@ def read_predictions(
     return frame  # type: ignore[no-any-return]
 
 
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a prediction-log frame that have a label, shadow copies left out (their primary row is there)."""
+    return frame[(frame["route"] != "shadow") & frame["label"].notna()]
+
+
 def labelled_predictions(store: SqlStore, deployment: str, since: float, target: str) -> pd.DataFrame:
     """The predictions ``deployment`` served since ``since`` (seconds) that have a label, as training rows:
-    one column per logged input and ``target`` holding the label; shadow copies are left out (their primary
-    row is there), oldest first."""
-    frame = read_predictions(store, deployment, since=since)
-    frame = frame[(frame["route"] != "shadow") & frame["label"].notna()]
+    one column per logged input and ``target`` holding the label, oldest first."""
+    frame = _labelled(read_predictions(store, deployment, since=since))
     inputs = [c for c in frame.columns if c.startswith("inputs.")]
     rows = frame[inputs].rename(columns=lambda c: c[len("inputs.") :]).reset_index(drop=True)
     if target in rows.columns:
@@ -323,3 +327,18 @@ def labelled_predictions(store: SqlStore, deployment: str, since: float, target:
         )
     rows[target] = frame["label"].to_numpy()
     return rows.infer_objects()
+
+
+def labelled_counts(store: SqlStore, deployment: str, since: Sequence[float]) -> list[int]:
+    """For each time in ``since`` (seconds), how many predictions served from then on have a label (the rows
+    :func:`labelled_predictions` would return), from one read of the log."""
+    import numpy as np
+    import pandas as pd
+
+    if not since:
+        return []
+    frame = _labelled(read_predictions(store, deployment, since=min(since)))
+    if not len(frame):
+        return [0] * len(since)
+    times = np.sort((frame["time"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy())
+    return [int(len(times) - np.searchsorted(times, t, side="left")) for t in since]

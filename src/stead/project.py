@@ -407,9 +407,9 @@ class DeploySpec(_Spec):
 
     deployment: DeploymentName
     rollout: Rollout = Field(default_factory=lambda: [100])
-    # The steps instead of ``rollout`` when the champion is failing its own performance floor as the rollout
-    # starts (an open performance alert, realized or estimated, on the deployment): each step then costs
-    # the traffic a failing primary keeps. None: always ``rollout``.
+    # The steps instead of ``rollout`` when the champion is failing its own floor as the rollout starts (an
+    # open performance alert, realized or estimated, on the deployment, or an absolute gate it misses on the
+    # candidate's holdout): each step then costs the traffic a failing primary keeps. None: always ``rollout``.
     rollout_when_failing: Rollout | None = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
 
@@ -1051,8 +1051,8 @@ models:                              # one entry per model; the key is the regis
     deploy:                          # leave out to register approved versions without serving them
       deployment: churn-api          # served at /v1/deployments/churn-api/predict
       rollout: [10, 50, 100]         # canary steps in percent of traffic, strictly increasing, ending at 100
-      rollout_when_failing: [50, 100]  # the steps when the champion has an open performance alert (its own
-                                     # floor crossed): a failing primary costs more per step; off when left out
+      rollout_when_failing: [50, 100]  # the steps when the champion fails its own floor (an open performance
+                                     # alert, or a gate bound it misses on the new holdout); off when left out
       analysis:                      # a canary must stay within these limits AND not be significantly worse
                                      # than the primary; otherwise it is rolled back
         min_requests: 500            # requests a step must see before it is judged

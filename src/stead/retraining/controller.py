@@ -407,18 +407,18 @@ class Controller:
 
     def _labels_after(self, spec: ModelSpec, alerts: list[dict[str, Any]], fired: frozenset[str]) -> dict[int, int]:
         """Labelled predictions served since each open alert that could fire a retrain opened (only while it
-        waits for them: a fired alert is not counted again)."""
-        from stead.deployments import labelled_predictions
+        waits for them: a fired alert is not counted again), from one read of the prediction log."""
+        from stead.deployments import labelled_counts
         from stead.retraining.triggers import DRIFT_RULES, PERFORMANCE_RULES
 
         assert spec.deploy is not None
-        counts: dict[int, int] = {}
-        for alert in alerts:
-            if f"alert:{alert['id']}" in fired or not alert["rule"].startswith(DRIFT_RULES + PERFORMANCE_RULES):
-                continue
-            rows = labelled_predictions(self.store, spec.deploy.deployment, alert["opened_at"], spec.target)
-            counts[int(alert["id"])] = len(rows)
-        return counts
+        waiting = [
+            a
+            for a in alerts
+            if f"alert:{a['id']}" not in fired and a["rule"].startswith(DRIFT_RULES + PERFORMANCE_RULES)
+        ]
+        counts = labelled_counts(self.store, spec.deploy.deployment, [a["opened_at"] for a in waiting])
+        return {int(a["id"]): n for a, n in zip(waiting, counts, strict=True)}
 
     def _resume(self, project: Project, name: str, report: TickReport) -> None:
         """Pipeline runs left RUNNING by a controller that died: start again, or close them honestly."""

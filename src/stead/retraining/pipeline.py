@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from stead.entities import ModelVersion
     from stead.project import ModelSpec, Project
+    from stead.retraining.gates import Evaluation, Gate
     from stead.store.sql import SqlStore
     from stead.tracking import ActiveRun
 
@@ -123,15 +124,13 @@ def load_data(spec: ModelSpec, root: Path) -> pd.DataFrame:
     return to_frame(path)
 
 
-def _training_data(
-    store: SqlStore, spec: ModelSpec, root: Path, trigger: str, cause: Mapping[str, Any]
-) -> tuple[pd.DataFrame, str]:
+def _training_data(store: SqlStore, spec: ModelSpec, root: Path, cause: Mapping[str, Any]) -> tuple[pd.DataFrame, str]:
     """The rows to train and gate on, and how they were chosen ("" for the model's data source): for a retrain
     that an alert fired under ``retrain.after_alert: {data: feedback}``, the labelled predictions the deployment
     served since the alert opened."""
     after = spec.retrain.after_alert
     since = cause.get("since")
-    if after is None or after.data != "feedback" or trigger == "manual" or since is None or spec.deploy is None:
+    if after is None or after.data != "feedback" or since is None or spec.deploy is None:  # `since`: an alert's cause
         return load_data(spec, root), ""
     from stead.deployments import labelled_predictions
 
@@ -145,6 +144,21 @@ def _training_data(
     return data, f"; labelled predictions served on {spec.deploy.deployment} since alert {cause.get('alert_id')} opened"
 
 
+def _below_floor(gates: list[Gate], champion: ModelVersion | None, evaluation: Evaluation | None) -> str:
+    """Why the champion fails its floor on today's data (the first absolute bound it misses on the candidate's
+    holdout), or "": the rollout may then take ``rollout_when_failing``."""
+    from stead.retraining.gates import MetricBound
+
+    if champion is None or evaluation is None:
+        return ""
+    for gate in gates:
+        if isinstance(gate, MetricBound):
+            verdict = gate.evaluate(evaluation, None)
+            if not verdict.passed:
+                return f"champion v{champion.version} on this holdout: {verdict.reasons}"
+    return ""
+
+
 def _recorded_split(store: SqlStore, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]] | None:
     """The train and holdout datasets ``run_id`` logged, and its tags; None for a run that logged no such pair
     (not a pipeline run: it then loads and splits as usual)."""
@@ -155,12 +169,6 @@ def _recorded_split(store: SqlStore, run_id: str) -> tuple[pd.DataFrame, pd.Data
     if "train" not in roles or "holdout" not in roles:
         return None
     return load_dataset(store, roles["train"]), load_dataset(store, roles["holdout"]), dict(run.tags)
-
-
-def _concat(*frames: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.concat(frames, ignore_index=True)
 
 
 def _task(spec: ModelSpec, y: pd.Series[Any]) -> str:
@@ -238,7 +246,7 @@ def run_pipeline(
     """
     from stead import registry
     from stead.datasets import content_hash, profile, schema
-    from stead.retraining.gates import Evaluation, MetricBound, evaluate_all, gates_from_specs
+    from stead.retraining.gates import Evaluation, evaluate_all, gates_from_specs
     from stead.tracking import start_run
 
     spec = project.model(model)
@@ -277,12 +285,14 @@ def run_pipeline(
         tags = {"stead.pipeline": pid, "stead.trigger": trigger}
         if recorded is not None:
             # `stead reproduce`: the datasets the run trained and was gated on, whatever the source holds now.
+            import pandas as pd
+
             train, holdout, recorded_tags = recorded
-            data = _concat(train, holdout)
+            data = pd.concat([train, holdout], ignore_index=True)
             tags.update({k: v for k, v in recorded_tags.items() if k in ("stead.data_hash", "stead.feedback_hash")})
             step("load", f"the datasets of run {str(reproducing)[:12]}, which this run reproduces")
         else:
-            data, source = _training_data(store, spec, project.root, trigger, cause or {})
+            data, source = _training_data(store, spec, project.root, cause or {})
             fingerprint = content_hash(data)
             step("load", f"{len(data)} rows x {data.shape[1]} columns (content {fingerprint[:12]}){source}")
             # stead.data_hash is the source's fingerprint, which the new-data trigger compares with the source now
@@ -343,18 +353,7 @@ def run_pipeline(
                 profile=profile(holdout_features),
             )
             results = evaluate_all(gates, candidate, champion_eval)
-            # The champion held to the same absolute bounds on the same holdout: failing them, it is failing its
-            # floor on today's data (the rollout may then take rollout_when_failing).
-            champion_failing = ""
-            for gate in gates:
-                verdict = (
-                    gate.evaluate(champion_eval, None) if champion_eval and isinstance(gate, MetricBound) else None
-                )
-                if verdict is not None and not verdict.passed:
-                    champion_failing = (
-                        f"champion v{champion.version if champion else '?'} on this holdout: {verdict.reasons}"
-                    )
-                    break
+            champion_failing = _below_floor(gates, champion, champion_eval)
             result.gate_results = [r.to_dict() for r in results]
             result.approved = all(r.passed for r in results)
             failed = [r for r in results if not r.passed]

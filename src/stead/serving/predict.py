@@ -58,10 +58,6 @@ from stead.serving.runtime import DeploymentState, Runtime, ServedVersion, parse
 
 __all__ = ["Metrics", "PredictionService", "UnsupportedMediaType"]
 
-# A request alone in this worker predicts in the event loop when its version predicts in under 2 ms: the hop to
-# the prediction pool and back costs about 0.3 ms at concurrency 1 (A/B: p50 1.65-2.0 -> 1.34-1.75 ms); with
-# other requests in flight, or a slower model, the pool keeps the loop free for them.
-INLINE = os.environ.get("STEAD_INLINE_PREDICT", "1") != "0"
 log = logging.getLogger("stead.serving.predict")
 MB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 10 * MB
@@ -232,7 +228,11 @@ class PredictionService:
         self._serving = project_serving()
         self.batching = batching_settings(serving=self._serving)
         self._shadow_inflight = 0
+        # A request alone in this worker (``_busy`` counts them) predicts in the event loop when its version
+        # predicts in under 2 ms: the hop to the prediction pool and back costs about 0.3 ms at concurrency 1;
+        # with other requests in flight, or a slower model, the pool keeps the loop free for them.
         self._busy = 0
+        self._inline = env.get("STEAD_INLINE_PREDICT", "1") != "0"
 
     def _limit(self, deployment: str) -> int:
         """The largest body a request to ``deployment`` may send: ``STEAD_BODY_LIMIT_MB`` when set, else the
@@ -350,7 +350,7 @@ class PredictionService:
             config = self.batching(served.model)
             batcher = served.batcher = False if config is None else Batcher(served.predict, self._pool, config)
         if batcher is False:
-            if INLINE and self._busy == 1 and served.quick:
+            if self._inline and self._busy == 1 and served.quick:
                 return served.predict(columns)
             return await asyncio.get_running_loop().run_in_executor(self._pool, served.predict, columns)
         result: list[Any] = await batcher.predict(columns, n)

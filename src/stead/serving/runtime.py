@@ -254,12 +254,19 @@ class ServedVersion:
         import numpy as np
 
         if self._order is not None:
-            block = np.array([columns[name] for name in self._order], dtype=np.float64).T  # None -> NaN
+            block = self._block_of(columns)
             out = self._block(block) if self._block is not None else self._predict_frame(block)
         else:
             out = self.loaded.predict(_frame(columns, self.signature))
         result: list[Any] = np.asarray(out).tolist()
         return result
+
+    def _block_of(self, columns: Mapping[str, list[Any]]) -> Any:
+        """The rows as one float64 array, columns in the model's order (None -> NaN)."""
+        import numpy as np
+
+        assert self._order is not None
+        return np.array([columns[name] for name in self._order], dtype=np.float64).T
 
     def _predict_frame(self, block: Any) -> Any:
         import pandas as pd
@@ -275,7 +282,7 @@ class ServedVersion:
             return
         import numpy as np
 
-        block = np.array([columns[name] for name in self._order], dtype=np.float64).T
+        block = self._block_of(columns)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
